@@ -1,0 +1,28 @@
+"""Converge every host of the inventory to a healthy SGLang service.
+
+    pyinfra inventory.py deploy.py
+
+Only orders the stages; each stage is a module of operations/.
+"""
+
+from pyinfra import host, inventory
+
+from operations import health, preflight, python_env, service, system_packages
+from operations.report import fleet_report
+from operations.settings import fleet_settings
+
+# Validates every host first: one bad setting anywhere stops the run before any host is touched.
+settings = fleet_settings({h.name: h.data.dict() for h in inventory})[host.name]
+fleet_report("deploy")
+
+preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
+system_packages.install(settings)
+venv = python_env.stack_installed(name=f"Stack {settings.stack} in {settings.venv_dir}",
+                                  settings=settings)
+python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the GPUs",
+                         settings=settings)
+unit = service.configured(name=f"sglang.service for profile {settings.profile}",
+                          settings=settings)
+health.restarted_if_changed(settings, changes=[venv, unit])
+health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
+               changes=[venv, unit])

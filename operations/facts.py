@@ -1,0 +1,184 @@
+"""Facts the stages read from a host. Each is read-only and exits 0, so a missing tool or a
+failing import is data for the stage to judge, not a pyinfra error.
+
+Example::
+
+    from pyinfra import host
+    from operations.facts import NvidiaGpus
+    gpus = host.get_fact(NvidiaGpus)   # {"driver": "570.153.02", "cuda": "12.8", "gpus": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from pyinfra.api import FactBase
+
+from operations import nvidia
+
+_END = "__exit__="
+
+
+def _with_status(command: str) -> str:
+    """Run ``command`` and append its exit status as a last line (the fact itself succeeds)."""
+    return f"( {command} ) 2>&1; echo {_END}$?"
+
+
+def _split_status(output: list[str]) -> tuple[list[str], int]:
+    if output and output[-1].startswith(_END):
+        return output[:-1], int(output[-1][len(_END):])
+    return output, 1
+
+
+class NvidiaGpus(FactBase):
+    """GPUs, driver and CUDA version as nvidia-smi reports them.
+
+    Returns ``{"driver": str|None, "cuda": str|None, "gpus": [Gpu, ...], "error": str|None}``;
+    ``error`` holds nvidia-smi's own words when it is missing or cannot reach the driver.
+    """
+
+    def command(self) -> str:
+        fields = ",".join(nvidia.QUERY_FIELDS)
+        return _with_status(
+            "command -v nvidia-smi >/dev/null || { echo 'nvidia-smi: command not found'; exit 127; }"
+            f"; nvidia-smi --query-gpu={fields} --format=csv,noheader,nounits || exit $?"
+            "; echo ---; nvidia-smi | head -n 4"
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        lines, status = _split_status(output)
+        if status != 0:
+            return {"driver": None, "cuda": None, "gpus": [], "error": " ".join(lines).strip()}
+        split = lines.index("---") if "---" in lines else len(lines)
+        gpus = nvidia.parse_query_csv("\n".join(lines[:split]))
+        driver, cuda, _ = nvidia.parse_plain("\n".join(lines[split + 1:]))
+        return {"driver": driver or (gpus[0].driver_version if gpus else None), "cuda": cuda,
+                "gpus": gpus, "error": None}
+
+
+class FreeDiskGb(FactBase):
+    """Free space in GB (10^9 bytes) on the filesystem that holds ``path`` or its nearest
+    existing parent (the path may not exist yet on a bare host)."""
+
+    def command(self, path: str) -> str:
+        return (f"p={shlex.quote(path)}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; "
+                "df -Pk \"$p\" | tail -n 1")
+
+    def process(self, output: list[str]) -> float | None:
+        try:
+            return int(output[-1].split()[3]) * 1024 / 1e9
+        except (IndexError, ValueError):
+            return None
+
+
+# Finds who listens on a TCP port without ss or netstat (a real GPU host had neither):
+# /proc/net/tcp{,6} for the socket inode in LISTEN (0A), then /proc/*/fd for its owner.
+_PORT_SCRIPT = r"""
+port_hex=$(printf '%04X' "$1")
+inodes=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$port_hex" \
+  '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }')
+[ -n "$inodes" ] || exit 0
+for fd in /proc/[0-9]*/fd/*; do
+  link=$(readlink "$fd" 2>/dev/null) || continue
+  for inode in $inodes; do
+    if [ "$link" = "socket:[$inode]" ]; then
+      pid=${fd#/proc/}; pid=${pid%%/*}
+      unit=$(grep -o '[^/]*\.service' /proc/$pid/cgroup 2>/dev/null | head -n 1)
+      echo "$pid $(cat /proc/$pid/comm 2>/dev/null) ${unit:--}"
+    fi
+  done
+done | sort -u
+echo listening
+"""
+
+
+class PortListener(FactBase):
+    """Who listens on a TCP port: ``None`` when nobody does, else a list of
+    ``{"pid": int, "comm": str, "unit": str|None}`` (empty when the owner is not visible)."""
+
+    def command(self, port: int) -> str:
+        return f"sh -c {shlex.quote(_PORT_SCRIPT)} port {int(port)}"
+
+    def process(self, output: list[str]) -> list[dict[str, Any]] | None:
+        if "listening" not in output:
+            return None
+        holders = []
+        for line in output:
+            parts = line.split()
+            if len(parts) == 3 and parts[0].isdigit():
+                unit = None if parts[2] == "-" else parts[2]
+                holders.append({"pid": int(parts[0]), "comm": parts[1], "unit": unit})
+        return holders
+
+    @staticmethod
+    def default() -> None:
+        return None
+
+
+class Pid1(FactBase):
+    """The name of PID 1 (``systemd`` on a systemd host)."""
+
+    def command(self) -> str:
+        return "cat /proc/1/comm 2>/dev/null || echo unknown"
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else "unknown"
+
+
+class VenvPython(FactBase):
+    """Run a Python snippet in the venv and return what it printed as JSON, or
+    ``{"error": ...}`` with its output when the venv is missing or the snippet fails."""
+
+    def command(self, venv: str, code: str, args: tuple[str, ...] = ()) -> str:
+        python = shlex.quote(f"{venv}/bin/python")
+        argv = " ".join(shlex.quote(a) for a in args)
+        return _with_status(f"[ -x {python} ] || {{ echo 'no venv at {venv}'; exit 3; }}; "
+                            f"{python} -c {shlex.quote(code)} {argv}")
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        lines, status = _split_status(output)
+        if status == 0 and lines:
+            try:
+                return json.loads(lines[-1])
+            except ValueError:
+                pass
+        return {"error": "\n".join(lines), "status": status}
+
+
+# Snippets run by VenvPython; each prints one JSON line.
+DISTRIBUTIONS_CODE = """
+import json, importlib.metadata as m
+print(json.dumps({d.metadata["Name"].lower().replace("_", "-"): d.version
+                  for d in m.distributions()}))
+"""
+
+# Imports torch then the kernel package, as SGLang does: an ABI mismatch shows here.
+TORCH_KERNEL_CODE = """
+import json, sys, importlib
+torch = importlib.import_module(sys.argv[1])
+importlib.import_module(sys.argv[2])
+print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda,
+                  "arch_list": torch.cuda.get_arch_list()}))
+"""
+
+# The installed SGLang's own parser: its version and every option it accepts.
+SGLANG_OPTIONS_CODE = """
+import argparse, json, sglang
+from sglang.srt.server_args import ServerArgs
+parser = argparse.ArgumentParser()
+ServerArgs.add_cli_args(parser)
+print(json.dumps({"version": sglang.__version__,
+                  "options": sorted(o for a in parser._actions for o in a.option_strings)}))
+"""
+
+# Dry-parse an argv with the installed SGLang's parser; argparse exits 2 with its message.
+SGLANG_DRY_PARSE_CODE = """
+import argparse, json, sys
+from sglang.srt.server_args import ServerArgs
+parser = argparse.ArgumentParser(prog="sglang.launch_server")
+ServerArgs.add_cli_args(parser)
+parser.parse_args(sys.argv[1:])
+print(json.dumps({"ok": True}))
+"""

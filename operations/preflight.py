@@ -1,0 +1,105 @@
+"""Stage 1, preflight: the chart's "before build" checklist. Changes nothing on the host.
+
+Example::
+
+    from operations import preflight
+    preflight.checklist(settings=settings)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from operations.facts import FreeDiskGb, NvidiaGpus, Pid1, PortListener
+from operations.nvidia import driver_major
+from operations.outcome import fail
+from operations.settings import Settings
+
+SERVICE_UNIT = "sglang.service"
+
+
+@dataclass(frozen=True)
+class Failure:
+    check: str
+    found: str
+    needed: str
+    todo: str
+
+    def line(self, host_name: str) -> str:
+        return (f"{host_name}: preflight {self.check} failed: found {self.found}; "
+                f"needed {self.needed}; {self.todo}")
+
+
+def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
+             port_holders: list[dict[str, Any]] | None, pid1: str) -> list[Failure]:
+    """Every failed check, from facts already gathered (pure: tested on real fixtures)."""
+    stack = settings.stack_def()
+    failures: list[Failure] = []
+    if gpus.get("error") or not gpus.get("driver"):
+        failures.append(Failure(
+            "nvidia-driver", f"nvidia-smi: {gpus.get('error') or 'no driver version'}",
+            f"an NVIDIA driver >= {stack.min_driver} loaded",
+            "install the NVIDIA open kernel driver and reboot"))
+    else:
+        if driver_major(gpus["driver"]) < stack.min_driver:
+            failures.append(Failure(
+                "driver-version", f"driver {gpus['driver']} (CUDA {gpus.get('cuda')})",
+                f"driver >= {stack.min_driver} for stack {stack.name} (CUDA {stack.cuda})",
+                f"upgrade the NVIDIA driver to {stack.min_driver} or newer, or choose a stack "
+                "for an older CUDA"))
+        if not gpus["gpus"]:
+            failures.append(Failure("gpu-count", "no GPU", "at least one GPU",
+                                    "check that the GPUs are visible to nvidia-smi"))
+    for gpu in gpus.get("gpus", []):
+        if gpu.compute_cap != settings.gpu_compute_capability:
+            failures.append(Failure(
+                "compute-capability", f"GPU {gpu.index} {gpu.name} compute capability "
+                f"{gpu.compute_cap}", f"{settings.gpu_compute_capability} (RTX 5090, sm_120)",
+                "run on RTX 5090 hosts, or set gpu_compute_capability for this host"))
+        if gpu.memory_total_mib < settings.min_gpu_memory_mib:
+            failures.append(Failure(
+                "gpu-memory", f"GPU {gpu.index} {gpu.name} {gpu.memory_total_mib} MiB",
+                f">= {settings.min_gpu_memory_mib} MiB (32 GB class)",
+                "use a 32 GB GPU, or set min_gpu_memory_mib for this host"))
+    for path, free in free_gb.items():
+        if free is None or free < settings.min_free_disk_gb:
+            shown = "unknown" if free is None else f"{free:.1f} GB free"
+            failures.append(Failure(
+                "disk-space", f"{shown} at {path}", f"> {settings.min_free_disk_gb} GB",
+                "free disk space or point install_dir/model_cache_dir at a larger disk"))
+    if port_holders is not None:
+        others = [h for h in port_holders if h["unit"] != SERVICE_UNIT]
+        if others or not port_holders:
+            who = ", ".join(f"pid {h['pid']} ({h['comm']}, {h['unit'] or 'no unit'})"
+                            for h in others) or "a process this user cannot see"
+            failures.append(Failure(
+                "port", f"port {settings.port} held by {who}",
+                f"port {settings.port} free or held by {SERVICE_UNIT}",
+                "stop that process (a stale container: docker rm -f sglang) or choose another "
+                "port"))
+    if pid1 != "systemd":
+        failures.append(Failure("systemd", f"PID 1 is {pid1!r}", "systemd as PID 1",
+                                "run on a host booted with systemd"))
+    return failures
+
+
+@operation(is_idempotent=True)
+def checklist(settings: Settings):
+    """Fail the host with one line per failed check; yield nothing when all pass.
+
+    + settings: the host's validated settings
+    """
+    paths = sorted({settings.install_dir, settings.model_cache_dir})
+    failures = evaluate(
+        settings,
+        gpus=host.get_fact(NvidiaGpus),
+        free_gb={path: host.get_fact(FreeDiskGb, path=path) for path in paths},
+        port_holders=host.get_fact(PortListener, port=settings.port),
+        pid1=host.get_fact(Pid1),
+    )
+    if failures:
+        yield fail([failure.line(host.name) for failure in failures])

@@ -1,0 +1,60 @@
+"""Profiles: what a server should do, stated as intents, not as flags.
+
+Rendering (``operations.render``) turns intents into the flags that the installed SGLang accepts.
+``minimal-stable`` is the chart's stability-first template; ``debugging`` is the chart's
+debugging configuration. A faster profile is a new entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    quantization: str | None = "awq"
+    max_total_tokens: int = 1024
+    mem_fraction_static: float = 0.65
+    trust_remote_code: bool = True
+    cuda_graph: bool = False
+    custom_all_reduce: bool = False
+    radix_cache: bool = False
+    flashinfer: bool = False
+    attention_backend: str | None = "torch_native"
+    environment: dict[str, str] = field(default_factory=dict)
+    # systemd equivalents of the chart's container flags (ptrace, kept core dumps).
+    allow_ptrace: bool = False
+    keep_core_dumps: bool = False
+
+
+_STABLE_ENV = {
+    "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    "CUDA_LAUNCH_BLOCKING": "1",
+}
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="minimal-stable",
+            description="The chart's minimal configuration: stability first on sm_120.",
+            environment=dict(_STABLE_ENV),
+        ),
+        Profile(
+            name="debugging",
+            description="minimal-stable plus the chart's debugging environment, ptrace and "
+            "core dumps.",
+            environment={
+                **_STABLE_ENV,
+                "TORCH_SHOW_CPP_STACKTRACES": "1",
+                "TORCHINDUCTOR_COMPILE_THREADS": "1",
+            },
+            allow_ptrace=True,
+            keep_core_dumps=True,
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "minimal-stable"

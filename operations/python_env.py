@@ -1,0 +1,145 @@
+"""Stage 3, the Python environment: a venv holding the chosen stack, then two checks that catch
+two chart symptoms before any launch (ABI mismatch; no kernel image for sm_120).
+
+Example::
+
+    from operations import python_env
+    venv = python_env.stack_installed(settings=settings)
+    python_env.stack_checked(settings=settings)
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import StringCommand, operation
+from pyinfra.facts.files import File, FileContents
+from pyinfra.operations import files
+
+from operations.facts import DISTRIBUTIONS_CODE, TORCH_KERNEL_CODE, NvidiaGpus, VenvPython
+from operations.outcome import fail
+from operations.settings import Settings
+from operations.symptoms import BY_KEY, explain, match
+
+
+def record_path(settings: Settings) -> str:
+    return f"{settings.install_dir}/stack.json"
+
+
+def wanted_record(settings: Settings) -> dict:
+    """What the venv should hold, as recorded on the host after a successful install."""
+    stack = settings.stack_def()
+    return {
+        "stack": stack.name,
+        "packages": stack.packages,
+        "index_url": settings.pip_index_url or stack.index_url,
+        "extra_index_urls": settings.pip_extra_index_urls
+        if settings.pip_extra_index_urls is not None else list(stack.extra_index_urls),
+        "find_links": settings.pip_find_links
+        if settings.pip_find_links is not None else list(stack.find_links),
+    }
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def pins_missing(wanted: dict[str, str], installed: dict[str, str]) -> list[str]:
+    """Pins that the installed distributions do not satisfy exactly."""
+    return [f"{name}=={pin} (installed: {installed.get(_normal(name), 'none')})"
+            for name, pin in wanted.items() if installed.get(_normal(name)) != pin]
+
+
+def pip_commands(settings: Settings, record: dict) -> list[str]:
+    pip = [f"{settings.venv_dir}/bin/pip", "install", "--disable-pip-version-check",
+           "--index-url", record["index_url"]]
+    for url in record["extra_index_urls"]:
+        pip += ["--extra-index-url", url]
+    for url in record["find_links"]:
+        pip += ["--find-links", url]
+    if settings.pip_proxy:
+        pip += ["--proxy", settings.pip_proxy]
+    if settings.pip_cert:
+        pip += ["--cert", settings.pip_cert]
+    return [shlex.join(pip + options + requirements)
+            for requirements, options in settings.stack_def().steps()]
+
+
+@operation(is_idempotent=True)
+def stack_installed(settings: Settings):
+    """Create the venv and install the stack's exact pins, only when what the host has differs.
+
+    + settings: the host's validated settings
+    """
+    wanted = wanted_record(settings)
+    recorded = host.get_fact(FileContents, path=record_path(settings))
+    installed = host.get_fact(VenvPython, venv=settings.venv_dir, code=DISTRIBUTIONS_CODE)
+    venv_ok = "error" not in installed
+    current = venv_ok and not pins_missing(wanted["packages"], installed) and recorded and \
+        json.loads("\n".join(recorded)) == wanted
+    if current:
+        return
+    if not venv_ok:
+        yield StringCommand("python3", "-m", "venv", settings.venv_dir)
+    yield from (StringCommand(command) for command in pip_commands(settings, wanted))
+    # Recorded last: an interrupted install leaves no record and the next run installs again.
+    yield from files.put._inner(src=StringIO(json.dumps(wanted, indent=1, sort_keys=True) + "\n"),
+                                dest=record_path(settings), mode="644")
+
+
+def arch_covers(arch_list: list[str], capability: str) -> bool:
+    """Whether torch's CUDA arch list can run on a GPU of ``capability`` ("12.0").
+
+    A cubin for the exact architecture runs; PTX (compute_XY) for an equal or older
+    architecture is JIT-compiled by the driver.
+    """
+    major, minor = capability.split(".")
+    wanted = int(major) * 10 + int(minor)
+    for arch in arch_list:
+        kind, _, number = arch.partition("_")
+        number = number.rstrip("af")
+        if not number.isdigit():
+            continue
+        if kind == "sm" and int(number) == wanted:
+            return True
+        if kind == "compute" and int(number) <= wanted:
+            return True
+    return False
+
+
+def check_messages(host_name: str, result: dict, capabilities: list[str]) -> list[str]:
+    """Why the venv cannot serve these GPUs, one line per problem (pure: unit-tested)."""
+    if "error" in result:
+        found = match(result["error"])
+        if found:
+            return [f"{host_name}: venv check failed: {explain(*found)}"]
+        tail = " | ".join(result["error"].strip().splitlines()[-3:])
+        return [f"{host_name}: venv check failed: importing torch and the kernel package: {tail}"]
+    messages = []
+    for capability in sorted(set(capabilities)):
+        if not arch_covers(result["arch_list"], capability):
+            line = (f"torch {result['torch']} arch list {result['arch_list']} has no kernel "
+                    f"for compute capability {capability}")
+            messages.append(f"{host_name}: venv check failed: "
+                            f"{explain(BY_KEY['no-kernel-image'], line)}")
+    return messages
+
+
+@operation(is_idempotent=True)
+def stack_checked(settings: Settings):
+    """Import the kernel package next to torch and check torch's arch list covers every GPU.
+
+    + settings: the host's validated settings
+    """
+    stack = settings.stack_def()
+    if not host.get_fact(File, path=f"{settings.venv_dir}/bin/python"):
+        return  # prepare phase of a first run: the venv is created by the stage before
+    result = host.get_fact(VenvPython, venv=settings.venv_dir, code=TORCH_KERNEL_CODE,
+                           args=(stack.torch_module, stack.kernel_module))
+    capabilities = [g.compute_cap for g in host.get_fact(NvidiaGpus)["gpus"] if g.compute_cap]
+    messages = check_messages(host.name, result, capabilities)
+    if messages:
+        yield fail(messages)

@@ -1,0 +1,47 @@
+"""One line per host at the end of a run: what happened to it, and the failed hosts by name."""
+
+from __future__ import annotations
+
+import atexit
+
+from pyinfra import state
+from pyinfra.api.state import BaseStateCallback
+
+_outcomes: dict[str, str] = {}
+_registered: list[str] = []
+
+
+class _Recorder(BaseStateCallback):
+    @staticmethod
+    def host_connect_error(state, host, error) -> None:
+        _outcomes.setdefault(host.name, f"unreachable: {error}")
+
+    @staticmethod
+    def operation_host_error(state, host, op_hash, retry_count=0, max_retries=0) -> None:
+        names = ", ".join(state.get_op_meta(op_hash).names)
+        _outcomes.setdefault(host.name, f"FAILED at {names!r}")
+
+
+def _print_summary(verb: str) -> None:
+    if not state.is_executing and not _outcomes:
+        return  # stopped before execution (e.g. bad settings): nothing ran on any host
+    names = [h.name for h in state.inventory]
+    ok = "healthy" if verb == "deploy" else "ok"
+    width = max((len(n) for n in names), default=4)
+    print(f"\n--> Fleet summary ({verb}):")
+    for name in names:
+        print(f"    {name:<{width}}  {_outcomes.get(name, ok)}")
+    failed = [n for n in names if n in _outcomes]
+    if failed:
+        print(f"--> {len(failed)} of {len(names)} hosts failed: {', '.join(failed)}")
+    else:
+        print(f"--> all {len(names)} hosts {ok}")
+
+
+def fleet_report(verb: str) -> None:
+    """Record each host's first failure; print the summary when the run ends (once)."""
+    if _registered:
+        return
+    _registered.append(verb)
+    state.add_callback_handler(_Recorder())
+    atexit.register(_print_summary, verb)

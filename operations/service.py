@@ -1,0 +1,96 @@
+"""Stage 4, the service: render the unit and environment file from the profile's intents in the
+flags the installed SGLang accepts, dry-parse the exact argv with that SGLang's own parser, and
+only then write them.
+
+Example::
+
+    from operations import service
+    unit = service.configured(settings=settings)
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.files import File
+from pyinfra.operations import files
+
+from operations.facts import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, NvidiaGpus, VenvPython
+from operations.outcome import fail
+from operations.render import RenderError, ServerCommand, server_command
+from operations.settings import Settings
+
+UNIT_PATH = "/etc/systemd/system/sglang.service"
+ENV_PATH = "/etc/sglang/sglang.env"
+FILES_DIR = Path(__file__).resolve().parent.parent / "files"
+
+_templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUndefined,
+                         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def systemd_word(word: str) -> str:
+    """Quote one argv word for ExecStart (systemd.service(5): specifiers and variables)."""
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if escaped and all(c.isalnum() or c in "._/:=,+@-" for c in escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def env_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def render_files(settings: Settings, command: ServerCommand, sglang_version: str
+                 ) -> dict[str, str]:
+    """The unit file and environment file contents (pure: golden-tested)."""
+    context: dict[str, Any] = {
+        "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
+        "sglang_version": sglang_version, "env_file": ENV_PATH,
+        "exec_start": " ".join(systemd_word(w) for w in command.argv),
+        "environment": {k: env_value(v) for k, v in command.environment.items()},
+    }
+    return {UNIT_PATH: _templates.get_template("sglang.service.j2").render(context),
+            ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
+
+
+def rejection(host_name: str, result: dict, sglang_version: str) -> str:
+    error = result.get("error", "").strip().splitlines()
+    said = next((line for line in reversed(error) if "error:" in line), " | ".join(error[-3:]))
+    return (f"{host_name}: SGLang {sglang_version} rejects the server argv, the service was left "
+            f"as it was: {said}")
+
+
+@operation(is_idempotent=True)
+def configured(settings: Settings):
+    """Render, dry-parse and write the unit and its environment file.
+
+    + settings: the host's validated settings
+    """
+    if not host.get_fact(File, path=f"{settings.venv_dir}/bin/python"):
+        yield f"echo 'render {UNIT_PATH} once the venv exists'"
+        return  # prepare phase of a first run; at execution the venv exists
+    parser = host.get_fact(VenvPython, venv=settings.venv_dir, code=SGLANG_OPTIONS_CODE)
+    if "error" in parser:
+        yield fail([f"{host.name}: cannot read the installed SGLang's flags: "
+                    + " | ".join(parser["error"].strip().splitlines()[-3:])])
+        return
+    gpu_count = len(host.get_fact(NvidiaGpus)["gpus"])
+    try:
+        command = server_command(settings, gpu_count, parser["options"], parser["version"])
+    except RenderError as error:
+        yield fail([f"{host.name}: {error}"])
+        return
+    parsed = host.get_fact(VenvPython, venv=settings.venv_dir, code=SGLANG_DRY_PARSE_CODE,
+                           args=tuple(command.argv[3:]))
+    if "error" in parsed:
+        yield fail([rejection(host.name, parsed, parser["version"])])
+        return
+    rendered = render_files(settings, command, parser["version"])
+    yield from files.directory._inner(path=str(Path(ENV_PATH).parent), mode="700")
+    yield from files.put._inner(src=StringIO(rendered[ENV_PATH]), dest=ENV_PATH, mode="600")
+    yield from files.put._inner(src=StringIO(rendered[UNIT_PATH]), dest=UNIT_PATH, mode="644")

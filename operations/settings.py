@@ -1,0 +1,186 @@
+"""Every deploy setting, its default and meaning, validated once for the whole fleet.
+
+Settings come from pyinfra's inventory and group data (host data wins over group data, as in
+pyinfra). ``fleet_settings`` validates every host before any host is touched: one bad value on one
+host stops the whole run with an error naming the host and the key.
+
+Example::
+
+    # group_data/all.py
+    model = "Qwen/Qwen3-32B-AWQ"
+    profile = "minimal-stable"
+    min_free_disk_gb = 200
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from operations.profiles import DEFAULT_PROFILE, PROFILES, Profile
+from operations.stacks import CUDA_MIN_DRIVER, DEFAULT_STACK, STACKS, Stack
+
+# A model is a Hugging Face repo id or an absolute path; a flag is a single argv word.
+_MODEL_RE = re.compile(r"^(/[A-Za-z0-9._/-]+|[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?)$")
+_FLAG_WORD_RE = re.compile(r"^[A-Za-z0-9._:/=,+@-]+$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_URL_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+$")
+
+
+def _setting(default: Any, meaning: str) -> Any:
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata={"meaning": meaning})
+    return field(default=default, metadata={"meaning": meaning})
+
+
+class SettingsError(ValueError):
+    """A bad setting: names the host and the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str = _setting(DEFAULT_STACK, "Stack of pinned packages (see Stacks).")
+    profile: str = _setting(DEFAULT_PROFILE, "Profile of server intents (see Profiles).")
+    model: str = _setting("Qwen/Qwen3-32B-AWQ", "Hugging Face model id or absolute path.")
+    bind_address: str = _setting("0.0.0.0", "Address the server listens on (--host).")
+    port: int = _setting(8000, "Port the server listens on.")
+    tp_size: int | None = _setting(None, "Tensor parallel size; default: the host's GPU count.")
+    extra_flags: list = _setting([], "Extra SGLang flags appended to the profile's, one word each.")
+    mem_fraction_static: float | None = _setting(None, "Override the profile's memory fraction.")
+    max_total_tokens: int | None = _setting(None, "Override the profile's max total tokens.")
+    install_dir: str = _setting("/opt/sglang", "Where the venv and the deploy's records live.")
+    model_cache_dir: str = _setting("/var/cache/sglang", "Hugging Face cache (HF_HOME).")
+    service_user: str = _setting("sglang", "System user the service runs as.")
+    min_free_disk_gb: int = _setting(100, "Free disk needed where the venv and cache live.")
+    min_gpu_memory_mib: int = _setting(32000, "GPU memory class: 32 GB (an RTX 5090: 32607 MiB).")
+    gpu_compute_capability: str = _setting("12.0", "Compute capability every GPU must have.")
+    health_timeout_s: int = _setting(900, "How long to wait for /health to answer 200.")
+    pip_index_url: str | None = _setting(None, "Replaces the stack's pip index URL.")
+    pip_extra_index_urls: list | None = _setting(None, "Replaces the stack's extra index URLs.")
+    pip_find_links: list | None = _setting(None, "Replaces the stack's find-links (wheelhouse).")
+    pip_proxy: str | None = _setting(None, "HTTP proxy for pip on the host.")
+    pip_cert: str | None = _setting(None, "CA bundle on the host for pip (absolute path).")
+    custom_stacks: dict = _setting({}, "Extra stacks by name (Stack objects), e.g. a mirror's.")
+
+    @property
+    def venv_dir(self) -> str:
+        return f"{self.install_dir}/venv"
+
+    def stack_def(self) -> Stack:
+        return {**STACKS, **self.custom_stacks}[self.stack]
+
+    def profile_def(self) -> Profile:
+        return PROFILES[self.profile]
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+
+
+def _check(host: str, key: str, ok: bool, why: str, value: Any) -> None:
+    if not ok:
+        raise SettingsError(f"{host}: setting {key!r} = {value!r}: {why}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _abs_path(host: str, key: str, value: Any) -> None:
+    _check(host, key, isinstance(value, str), "must be a string", value)
+    parts = value.split("/")
+    _check(host, key, value.startswith("/"), "must be an absolute path", value)
+    _check(host, key, ".." not in parts, "must not contain '..'", value)
+    _check(host, key, bool(re.fullmatch(r"[A-Za-z0-9._/-]+", value)),
+           "may only contain letters, digits and . _ / -", value)
+
+
+def validate(host: str, data: dict[str, Any]) -> Settings:
+    """Build one host's settings from its data, or raise SettingsError naming host and key."""
+    values = {k: data[k] for k in SETTING_NAMES if k in data and data[k] is not None}
+    settings = Settings(**values)
+    stacks = {**STACKS, **settings.custom_stacks}
+    _check(host, "custom_stacks", all(isinstance(s, Stack) for s in stacks.values()),
+           "values must be operations.stacks.Stack", settings.custom_stacks)
+    _check(host, "stack", settings.stack in stacks, f"unknown stack; known: {sorted(stacks)}",
+           settings.stack)
+    _check(host, "stack", settings.stack_def().cuda in CUDA_MIN_DRIVER,
+           f"CUDA {settings.stack_def().cuda} has no driver minimum", settings.stack)
+    _check(host, "profile", settings.profile in PROFILES,
+           f"unknown profile; known: {sorted(PROFILES)}", settings.profile)
+    _check(host, "model", isinstance(settings.model, str) and bool(settings.model),
+           "must be a non-empty string", settings.model)
+    _check(host, "model", bool(_MODEL_RE.match(settings.model)) and ".." not in settings.model,
+           "must be a Hugging Face id like org/name or an absolute path, without shell "
+           "metacharacters", settings.model)
+    _check(host, "bind_address", isinstance(settings.bind_address, str)
+           and bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", settings.bind_address)),
+           "must be an IP address", settings.bind_address)
+    _check(host, "port", _is_int(settings.port) and 1 <= settings.port <= 65535,
+           "must be an integer from 1 to 65535", settings.port)
+    _check(host, "port", settings.service_user == "root" or settings.port >= 1024,
+           f"ports below 1024 need root; service_user is {settings.service_user!r}",
+           settings.port)
+    _check(host, "tp_size", settings.tp_size is None or (_is_int(settings.tp_size)
+           and 1 <= settings.tp_size <= 64), "must be an integer from 1 to 64", settings.tp_size)
+    _check(host, "extra_flags", isinstance(settings.extra_flags, list)
+           and all(isinstance(f, str) for f in settings.extra_flags),
+           "must be a list of strings", settings.extra_flags)
+    for word in settings.extra_flags:
+        _check(host, "extra_flags", bool(_FLAG_WORD_RE.match(word)),
+               "each word may only contain letters, digits and . _ : / = , + @ -", word)
+    if settings.extra_flags:
+        _check(host, "extra_flags", settings.extra_flags[0].startswith("--"),
+               "must start with a --flag", settings.extra_flags)
+    _check(host, "mem_fraction_static", settings.mem_fraction_static is None or (
+        isinstance(settings.mem_fraction_static, (int, float))
+        and not isinstance(settings.mem_fraction_static, bool)
+        and 0 < settings.mem_fraction_static <= 1), "must be a number in (0, 1]",
+        settings.mem_fraction_static)
+    _check(host, "max_total_tokens", settings.max_total_tokens is None or (
+        _is_int(settings.max_total_tokens) and settings.max_total_tokens >= 16),
+        "must be an integer >= 16", settings.max_total_tokens)
+    for key in ("install_dir", "model_cache_dir"):
+        _abs_path(host, key, getattr(settings, key))
+    _check(host, "install_dir", settings.install_dir.rstrip("/") not in ("", "/usr", "/etc"),
+           "must not be a system directory", settings.install_dir)
+    _check(host, "service_user", isinstance(settings.service_user, str)
+           and bool(_USER_RE.match(settings.service_user)),
+           "must be a valid user name", settings.service_user)
+    for key in ("min_free_disk_gb", "min_gpu_memory_mib", "health_timeout_s"):
+        value = getattr(settings, key)
+        _check(host, key, _is_int(value) and value >= 0, "must be a non-negative integer", value)
+    _check(host, "gpu_compute_capability", isinstance(settings.gpu_compute_capability, str)
+           and bool(re.fullmatch(r"\d+\.\d+", settings.gpu_compute_capability)),
+           "must look like 12.0", settings.gpu_compute_capability)
+    for key in ("pip_index_url", "pip_proxy"):
+        value = getattr(settings, key)
+        _check(host, key, value is None or (isinstance(value, str) and bool(_URL_RE.match(value))),
+               "must be an http(s) or file URL", value)
+    for key in ("pip_extra_index_urls", "pip_find_links"):
+        value = getattr(settings, key)
+        _check(host, key, value is None or (isinstance(value, list) and all(
+            isinstance(v, str) and _URL_RE.match(v) for v in value)),
+            "must be a list of http(s) or file URLs", value)
+    if settings.pip_cert is not None:
+        _abs_path(host, "pip_cert", settings.pip_cert)
+    return settings
+
+
+def fleet_settings(hosts: dict[str, dict[str, Any]]) -> dict[str, Settings]:
+    """Validate every host; raise one SettingsError listing every bad host and key."""
+    if not hosts:
+        raise SettingsError("inventory: the host list is empty")
+    result: dict[str, Settings] = {}
+    errors: list[str] = []
+    for name, data in hosts.items():
+        try:
+            result[name] = validate(name, data)
+        except SettingsError as error:
+            errors.append(str(error))
+        except TypeError as error:  # e.g. a value of a type the dataclass cannot take
+            errors.append(f"{name}: {error}")
+    if errors:
+        raise SettingsError("invalid settings, nothing was changed on any host:\n  "
+                            + "\n  ".join(errors))
+    return result

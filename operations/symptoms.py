@@ -1,0 +1,80 @@
+"""The chart's symptom table as data: signature -> symptom -> cause -> fix.
+
+One row per symptom; adding a symptom is adding a row. ``match`` finds the first row whose
+signature appears in a piece of evidence (a log, an import error, a health answer).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Symptom:
+    key: str
+    symptom: str
+    signature: re.Pattern[str]
+    cause: str
+    fix: str
+
+
+SYMPTOMS: tuple[Symptom, ...] = (
+    Symptom(
+        key="segfault",
+        symptom="Fatal Python error: Segmentation fault",
+        signature=re.compile(r"Fatal Python error: Segmentation fault|SIGSEGV|signal=SEGV"),
+        cause="FlashInfer or CUDA graph initialisation fails on Blackwell (sm_120), or a "
+        "sgl_kernel ABI mismatch",
+        fix="use the minimal-stable profile: CUDA graph off, FlashInfer off, "
+        "--attention-backend torch_native",
+    ),
+    Symptom(
+        key="abi-mismatch",
+        symptom="undefined symbol: _ZN3c10... (ABI incompatibility)",
+        signature=re.compile(r"undefined symbol: _ZN3c10\w*"),
+        cause="PyTorch and the SGLang kernel package were built against different versions",
+        fix="install the pre-built kernel wheel that matches the installed torch (redeploy the "
+        "stack), or rebuild the kernel against the same PyTorch",
+    ),
+    Symptom(
+        key="libnuma-missing",
+        symptom="libnuma.so.1: cannot open shared object file",
+        signature=re.compile(r"libnuma\.so\.1: cannot open shared object file"),
+        cause="the libnuma system library is missing",
+        fix="apt-get install -y libnuma-dev libnuma1",
+    ),
+    Symptom(
+        key="no-kernel-image",
+        symptom="no kernel image is available for execution on the device",
+        signature=re.compile(r"no kernel image is available for execution on the device"),
+        cause="the build does not support sm_120 (Blackwell)",
+        fix='use a stack whose builds cover sm_120 (PyTorch nightly cu128 or the CUDA 13 '
+        'stack), or set TORCH_CUDA_ARCH_LIST="12.0+PTX" when building',
+    ),
+    Symptom(
+        key="health-503",
+        symptom="health check returns HTTP 503",
+        signature=re.compile(r"/health\S* (answered|returned|->) 503|HTTP 503|"
+                             r"Not enough memory|CUDA out of memory|OutOfMemoryError"),
+        cause="server initialisation or model loading failed (memory)",
+        fix="lower memory use: --mem-fraction-static 0.65 and --max-total-tokens 1024",
+    ),
+)
+
+BY_KEY = {s.key: s for s in SYMPTOMS}
+
+
+def match(evidence: str) -> tuple[Symptom, str] | None:
+    """The first symptom whose signature is in ``evidence``, with the matching line."""
+    lines = evidence.splitlines()
+    for symptom in SYMPTOMS:
+        for line in lines:
+            if symptom.signature.search(line):
+                return symptom, line.strip()
+    return None
+
+
+def explain(symptom: Symptom, evidence_line: str) -> str:
+    return (f"chart symptom {symptom.symptom!r}: found {evidence_line!r}; "
+            f"cause: {symptom.cause}; fix: {symptom.fix}")

@@ -1,0 +1,46 @@
+"""Stage 2, system packages and the chart's "before run" checklist.
+
+Example::
+
+    from operations import system_packages
+    system_packages.install(settings=settings)
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.server import Which
+from pyinfra.operations import apt, files, server
+
+from operations.settings import Settings
+
+# libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`.
+PACKAGES = ["libnuma1", "libnuma-dev", "python3-venv", "python3-pip", "ca-certificates"]
+STALE_CONTAINER = "sglang"
+
+
+@operation(is_idempotent=True)
+def stale_container_removed(name: str = STALE_CONTAINER):
+    """Stop and remove a leftover ``sglang`` docker container: it holds port 8000.
+
+    + name: the container's name
+    """
+    if not host.get_fact(Which, command="docker"):
+        return
+    from pyinfra.facts.docker import DockerContainer
+
+    if host.get_fact(DockerContainer, object_id=name):
+        yield f"docker rm -f {name}"
+
+
+def install(settings: Settings) -> None:
+    apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
+                 update=True, cache_time=24 * 3600)
+    stale_container_removed(name="Remove a stale sglang container")
+    server.user(name=f"System user {settings.service_user}", user=settings.service_user,
+                system=True, home=settings.install_dir, create_home=False,
+                shell="/usr/sbin/nologin")
+    files.directory(name="Install directory", path=settings.install_dir, mode="755")
+    files.directory(name="Model cache directory", path=settings.model_cache_dir,
+                    user=settings.service_user, group=settings.service_user, mode="750")
