@@ -29,8 +29,9 @@ def describe(action: argparse.Action) -> dict:
             entry["nargs"] = action.nargs
         if action.choices is not None:
             entry["choices"] = [str(c) for c in action.choices]
-        if action.type in (int, float):
-            entry["type"] = action.type.__name__
+        if action.type is not None and action.type is not str:
+            # int, float, or the name of SGLang's own converter (human_readable_int, loads...)
+            entry["type"] = getattr(action.type, "__name__", "str")
     default = action.default
     if isinstance(default, (bool, int, float, str)) or default is None:
         entry["default"] = default

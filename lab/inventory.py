@@ -1,0 +1,32 @@
+"""The lab hosts that are up, as pyinfra inventory entries (used by ../inventory.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lab.stacks import INDEX_URL, LAB_STACKS
+
+LAB_DIR = Path(os.environ.get("SGLANG_LAB_DIR", "/var/lib/sglang-lab"))
+
+
+def lab_hosts() -> list[tuple[str, dict]]:
+    try:
+        hosts = json.loads((LAB_DIR / "hosts.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [(host["name"], {
+        "ssh_hostname": host["address"],
+        "ssh_user": "root",
+        "ssh_key": str(LAB_DIR / "ssh" / "id_ed25519"),
+        "ssh_known_hosts_file": "/dev/null",
+        "ssh_strict_host_key_checking": "no",
+        "lab_profile": host["profile"],
+        "stack": host["stack"],
+        "custom_stacks": LAB_STACKS,
+        "pip_index_url": INDEX_URL,
+        # Lab hosts live on the control machine's disk, which is smaller than a GPU box's.
+        "min_free_disk_gb": 5,
+        "health_timeout_s": 60,
+    }) for host in hosts]

@@ -1,0 +1,374 @@
+"""A lab fleet on one machine: booted Debian hosts (systemd-nspawn, systemd as PID 1, sshd) with
+simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on the control side.
+
+    lab/lab up [N] [--profiles a,b,...]   bring up N hosts (replacing any running lab)
+    lab/lab status                        what is up
+    lab/lab cause HOST CAUSE              put a host into one of the chart's causes
+    lab/lab down [--purge]                remove everything up made (--purge: the base root too)
+
+Needs root, debootstrap, systemd-container (systemd-nspawn) and tinyproxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab.inventory import LAB_DIR  # noqa: E402
+from lab.profiles import DEFAULT_ORDER, HOST_PROFILES  # noqa: E402
+from lab.stacks import CAUSE_WHEELS, GATEWAY, LAB_STACKS, WHEELHOUSE_PORT  # noqa: E402
+from lab.standin.build import build_all  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+BRIDGE = "sglab0"
+SUBNET = "10.213.0.0/24"
+PROXY_PORT = 3128
+BASE = LAB_DIR / "base"
+BASE_DONE = LAB_DIR / "base.done"
+HOSTS = LAB_DIR / "hosts"
+RUN = LAB_DIR / "run"
+SSH_KEY = LAB_DIR / "ssh" / "id_ed25519"
+BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
+NEEDED = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container",
+          "tinyproxy": "tinyproxy", "ip": "iproute2", "ssh-keygen": "openssh-client"}
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
+def run(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(args)} failed ({result.returncode}): "
+                       f"{(result.stderr or result.stdout).strip()[-800:]}")
+    return result
+
+
+def require_root_and_tools() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, overlays, systemd-nspawn): "
+                       "run it with sudo")
+    missing = sorted({pkg for tool, pkg in NEEDED.items() if not shutil.which(tool)})
+    if missing:
+        raise LabError(f"missing Debian packages: {' '.join(missing)}; install them with: "
+                       f"apt-get install -y {' '.join(missing)}  (or: make lab-deps)")
+
+
+# Processes the lab started, recorded by PID; only those are ever stopped.
+
+def _pid_file(name: str) -> Path:
+    return RUN / f"{name}.pid"
+
+
+def _ours(pid: int) -> bool:
+    """Whether pid is alive and is a process the lab started (its argv names the lab dir)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return str(LAB_DIR) in argv
+
+
+def start(name: str, args: list[str], log: Path) -> int:
+    RUN.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                   start_new_session=True)
+    _pid_file(name).write_text(str(process.pid))
+    return process.pid
+
+
+def stop(name: str, timeout: float = 20) -> None:
+    path = _pid_file(name)
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return
+    if _ours(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _ours(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _ours(pid):
+            os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+
+
+# The base root: debootstrapped once, then read-only, shared by every host's overlay.
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's own apt uses."""
+    for source in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
+        if source.exists():
+            for line in source.read_text().splitlines():
+                words = line.split()
+                if line.startswith("URIs:") and len(words) > 1 and "security" not in words[1]:
+                    return words[1]
+                if line.startswith("deb ") and "security" not in line:
+                    return next(w for w in words[1:] if "://" in w)
+    raise LabError("no Debian mirror found in /etc/apt: the base root needs one")
+
+
+def build_base() -> None:
+    if BASE_DONE.exists():
+        return
+    if BASE.exists():
+        shutil.rmtree(BASE)  # a build that was cut off
+    say("building the base root with debootstrap (once; about a minute)")
+    run("debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm",
+        str(BASE), debian_mirror())
+    wants = BASE / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    target = wants / "systemd-networkd.service"
+    if not target.exists():
+        target.symlink_to("/lib/systemd/system/systemd-networkd.service")
+    (BASE / "etc/machine-id").write_text("")  # each host gets its own at boot
+    BASE_DONE.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+
+# Control side: bridge, apt proxy, wheelhouse.
+
+def network_up() -> None:
+    if run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
+    run("ip", "addr", "replace", f"{GATEWAY}/24", "dev", BRIDGE)
+    run("ip", "link", "set", BRIDGE, "up")
+
+
+def services_up() -> None:
+    RUN.mkdir(parents=True, exist_ok=True)
+    conf = RUN / "tinyproxy.conf"
+    conf.write_text(f"User root\nGroup root\nPort {PROXY_PORT}\nListen {GATEWAY}\n"
+                    f"Allow {SUBNET}\nTimeout 600\nMaxClients 64\nLogLevel Warning\n")
+    start("proxy", ["tinyproxy", "-d", "-c", str(conf)], RUN / "proxy.log")
+    wheelhouse = LAB_DIR / "wheelhouse"
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    build_all(wheelhouse)
+    start("wheelhouse", [sys.executable, "-m", "http.server", str(WHEELHOUSE_PORT), "--bind",
+                         GATEWAY, "--directory", str(wheelhouse)], RUN / "wheelhouse.log")
+    for port in (PROXY_PORT, WHEELHOUSE_PORT):
+        wait_port(GATEWAY, port, 15, f"lab service on {GATEWAY}:{port}")
+
+
+def wait_port(address: str, port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise LabError(f"{what} did not answer within {timeout:.0f}s")
+
+
+# Hosts.
+
+def host_address(number: int) -> str:
+    return f"10.213.0.{10 + number}"
+
+
+def prepare_host(name: str, number: int, profile: str) -> Path:
+    folder = HOSTS / name
+    for sub in ("upper", "work", "root"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    run("mount", "-t", "overlay", "overlay", "-o",
+        f"lowerdir={BASE},upperdir={folder / 'upper'},workdir={folder / 'work'}",
+        str(folder / "root"))
+    root = folder / "root"
+    (root / "etc/hostname").write_text(f"{name}\n")
+    (root / "etc/systemd/network/10-host0.network").write_text(
+        f"[Match]\nName=host0\n\n[Network]\nAddress={host_address(number)}/24\n")
+    ssh = root / "root/.ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh / "authorized_keys").write_text(SSH_KEY.with_suffix(".pub").read_text())
+    (root / "etc/apt/apt.conf.d/90lab-proxy").write_text(
+        f'Acquire::http::Proxy "http://{GATEWAY}:{PROXY_PORT}";\n')
+    smi = root / "usr/bin/nvidia-smi"
+    shutil.copy(HERE / "gpus" / "nvidia_smi.py", smi)
+    smi.chmod(0o755)
+    for index, capture in enumerate(HOST_PROFILES[profile]["gpus"]):
+        shutil.copytree(HERE / "gpus" / "captures" / capture, root / f"etc/lab-gpu/gpu{index}")
+    return root
+
+
+def boot_host(name: str, root: Path) -> None:
+    start(f"host-{name}", ["systemd-nspawn", "--boot", "--directory", str(root),
+                           "--register=no", "--keep-unit", f"--network-bridge={BRIDGE}",
+                           f"--machine={name}"], HOSTS / name / "console.log")
+
+
+def ssh(address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run("ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no", "-o",
+               "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+               f"root@{address}", command, check=check)
+
+
+def read_hosts() -> list[dict]:
+    try:
+        return json.loads((LAB_DIR / "hosts.json").read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def up(count: int, profiles: list[str] | None) -> None:
+    require_root_and_tools()
+    down(purge=False)  # also clears what an earlier, killed run left behind
+    chosen = profiles or [DEFAULT_ORDER[i % len(DEFAULT_ORDER)] for i in range(count)]
+    unknown = [p for p in chosen if p not in HOST_PROFILES]
+    if unknown:
+        raise LabError(f"unknown host profile(s) {unknown}; known: {sorted(HOST_PROFILES)}")
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    build_base()
+    if not SSH_KEY.exists():
+        SSH_KEY.parent.mkdir(mode=0o700, exist_ok=True)
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sglang-lab", "-f", str(SSH_KEY))
+    network_up()
+    services_up()
+    hosts = []
+    for number, profile in enumerate(chosen, start=1):
+        name = f"lab-{number}"
+        boot_host(name, prepare_host(name, number, profile))
+        hosts.append({"name": name, "address": host_address(number), "profile": profile,
+                      "stack": HOST_PROFILES[profile]["stack"]})
+    for host in hosts:
+        wait_port(host["address"], 22, 90, f"sshd on {host['name']}")
+        ssh(host["address"], "systemctl is-system-running --wait >/dev/null || true")
+        say(f"{host['name']} up at {host['address']} ({host['profile']})")
+    (LAB_DIR / "hosts.json").write_text(json.dumps(hosts, indent=1) + "\n")
+
+
+def _lab_mounts() -> list[str]:
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    return sorted((m for m in mounts if m.startswith(str(HOSTS) + "/")), reverse=True)
+
+
+def down(purge: bool) -> None:
+    require_root_and_tools()
+    (LAB_DIR / "hosts.json").unlink(missing_ok=True)
+    if RUN.exists():
+        for pid_file in sorted(RUN.glob("host-*.pid")):
+            stop(pid_file.stem)
+        stop("wheelhouse")
+        stop("proxy")
+    for mount in _lab_mounts():
+        run("umount", mount, check=False)
+        if mount in _lab_mounts():
+            run("umount", "-l", mount, check=False)
+    for link in run("ip", "-o", "link", "show").stdout.splitlines():
+        name = link.split(":")[1].strip().split("@")[0]
+        if name == BRIDGE or name.startswith("vb-lab-"):
+            run("ip", "link", "delete", name, check=False)
+    for path in (HOSTS, RUN, LAB_DIR / "wheelhouse"):
+        shutil.rmtree(path, ignore_errors=True)
+    if purge:
+        shutil.rmtree(LAB_DIR, ignore_errors=True)
+
+
+def status() -> int:
+    hosts = read_hosts()
+    if not hosts:
+        say("no lab hosts are up (lab/lab up 2)")
+        return 1
+    for name in ("proxy", "wheelhouse"):
+        pid = _pid_file(name).read_text().strip() if _pid_file(name).exists() else "-"
+        say(f"{name}: pid {pid} {'running' if pid != '-' and _ours(int(pid)) else 'STOPPED'}")
+    for host in hosts:
+        state = ssh(host["address"], "systemctl is-system-running; "
+                    "systemctl is-active sglang.service", check=False).stdout.split()
+        say(f"{host['name']} {host['address']} {host['profile']}: system "
+            f"{state[0] if state else 'unreachable'}, sglang.service "
+            f"{state[1] if len(state) > 1 else '-'}")
+    return 0
+
+
+# Causes: each puts a host into one of the chart's causes the way it happens for real.
+
+def _cause_wheel(host: dict, package: str) -> str:
+    pins = LAB_STACKS[host["stack"]].packages
+    dist = f"{package}-lab-standin"
+    version = next(v for d, v, _, _ in CAUSE_WHEELS if d == dist and v.startswith(pins[dist]))
+    return (f"http://{GATEWAY}:{WHEELHOUSE_PORT}/causes/"
+            f"{dist.replace('-', '_')}-{version}-py3-none-any.whl")
+
+
+def _edit_unit(sed: str) -> str:
+    return (f"sed -i -E '{sed}' /etc/systemd/system/sglang.service && systemctl daemon-reload && "
+            "systemctl restart sglang.service")
+
+
+CAUSES = {
+    "libnuma": ("libnuma missing (symptom 3)",
+                lambda h: "apt-get remove -y -q libnuma1 >/dev/null && systemctl restart sglang"),
+    "abi": ("kernel built for another torch (symptom 2)",
+            lambda h: f"/opt/sglang/venv/bin/pip install -q --no-deps --force-reinstall "
+                      f"{_cause_wheel(h, 'sgl-kernel')} && systemctl restart sglang"),
+    "no-sm120": ("torch build without sm_120 (symptom 4)",
+                 lambda h: f"/opt/sglang/venv/bin/pip install -q --no-deps --force-reinstall "
+                           f"{_cause_wheel(h, 'torch')} && systemctl restart sglang"),
+    "cuda-graph": ("CUDA graphs and FlashInfer on sm_120 (symptom 1)",
+                   lambda h: _edit_unit("s/ --disable-cuda-graph//; "
+                                        "s/ --sampling-backend pytorch//")),
+    "oom": ("memory fraction leaves no room (symptom 5, process dies)",
+            lambda h: _edit_unit("s/--mem-fraction-static [0-9.]+/--mem-fraction-static 0.97/")),
+    "kv-too-big": ("KV cache does not fit (symptom 5, /health stays 503)",
+                   lambda h: _edit_unit("s/--max-total-tokens [0-9]+/--max-total-tokens 65536/")),
+}
+
+
+def cause(name: str, which: str) -> None:
+    host = next((h for h in read_hosts() if h["name"] == name), None)
+    if host is None:
+        raise LabError(f"no lab host named {name!r} is up")
+    if which not in CAUSES:
+        raise LabError(f"unknown cause {which!r}; known: {', '.join(CAUSES)}")
+    ssh(host["address"], CAUSES[which][1](host))
+    say(f"{name}: {CAUSES[which][0]}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up")
+    up_parser.add_argument("count", nargs="?", type=int, default=2)
+    up_parser.add_argument("--profiles", help=f"comma-separated, from {sorted(HOST_PROFILES)}")
+    down_parser = sub.add_parser("down")
+    down_parser.add_argument("--purge", action="store_true", help="remove the base root too")
+    sub.add_parser("status")
+    cause_parser = sub.add_parser("cause")
+    cause_parser.add_argument("host")
+    cause_parser.add_argument("cause", choices=sorted(CAUSES))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            up(args.count, args.profiles.split(",") if args.profiles else None)
+        elif args.command == "down":
+            down(args.purge)
+            say("down: no lab hosts, interfaces, mounts or lab processes are left")
+        elif args.command == "status":
+            return status()
+        elif args.command == "cause":
+            cause(args.host, args.cause)
+    except LabError as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
