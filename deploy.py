@@ -17,11 +17,11 @@ fleet_report("deploy")
 
 preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
 system_packages.install(settings)
-venv = python_env.stack_installed(name=f"Stack {settings.stack} in {settings.venv_dir}",
+venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
                                   settings=settings)
 python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the GPUs",
                          settings=settings)
-unit = service.configured(name=f"sglang.service for profile {settings.profile}",
+unit = service.configured(name="sglang.service rendered, dry-parsed and written",
                           settings=settings)
 health.restarted_if_changed(settings, changes=[venv, unit])
 health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,

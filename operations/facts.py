@@ -127,15 +127,25 @@ class Pid1(FactBase):
         return output[0].strip() if output else "unknown"
 
 
-class VenvPython(FactBase):
-    """Run a Python snippet in the venv and return what it printed as JSON, or
-    ``{"error": ...}`` with its output when the venv is missing or the snippet fails."""
+class VenvExists(FactBase):
+    """Whether ``venv`` has a Python interpreter (a symlink in a venv, so not files.File)."""
 
-    def command(self, venv: str, code: str, args: tuple[str, ...] = ()) -> str:
-        python = shlex.quote(f"{venv}/bin/python")
+    def command(self, venv: str) -> str:
+        return f"[ -x {shlex.quote(venv + '/bin/python')} ] && echo yes || echo no"
+
+    def process(self, output: list[str]) -> bool:
+        return output == ["yes"]
+
+
+class PythonJson(FactBase):
+    """Run a Python snippet with ``python`` (a venv's, or the system's ``python3``) and return
+    what it printed as JSON, or ``{"error": ...}`` with its output when that fails."""
+
+    def command(self, python: str, code: str, args: tuple[str, ...] = ()) -> str:
         argv = " ".join(shlex.quote(a) for a in args)
-        return _with_status(f"[ -x {python} ] || {{ echo 'no venv at {venv}'; exit 3; }}; "
-                            f"{python} -c {shlex.quote(code)} {argv}")
+        return _with_status(f"command -v {shlex.quote(python)} >/dev/null || "
+                            f"{{ echo 'no python at {python}'; exit 3; }}; "
+                            f"{shlex.quote(python)} -c {shlex.quote(code)} {argv}")
 
     def process(self, output: list[str]) -> dict[str, Any]:
         lines, status = _split_status(output)
@@ -147,7 +157,7 @@ class VenvPython(FactBase):
         return {"error": "\n".join(lines), "status": status}
 
 
-# Snippets run by VenvPython; each prints one JSON line.
+# Snippets run by PythonJson; each prints one JSON line.
 DISTRIBUTIONS_CODE = """
 import json, importlib.metadata as m
 print(json.dumps({d.metadata["Name"].lower().replace("_", "-"): d.version

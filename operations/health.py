@@ -11,14 +11,16 @@ Example::
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import OperationMeta, StringCommand, operation
+from pyinfra.api import StringCommand, operation
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import systemd
 
-from operations.facts import VenvPython
+from operations.facts import PythonJson
 from operations.settings import Settings
 from operations.symptoms import SYMPTOMS
 
@@ -43,10 +45,11 @@ def symptom_table() -> str:
 
 
 def restarted_if_changed(settings: Settings, changes: list[OperationMeta]) -> None:
-    systemd.service(name="sglang.service enabled and running", service=UNIT, running=True,
-                    enabled=True, daemon_reload=True)
+    # Restart (which also starts a stopped unit) only after a change; then keep it enabled.
     systemd.service(name="Restart sglang.service after a change", service=UNIT, restarted=True,
                     daemon_reload=True, _if=lambda: any(c.did_change() for c in changes))
+    systemd.service(name="sglang.service enabled and running", service=UNIT, running=True,
+                    enabled=True)
 
 
 @operation(is_idempotent=True)
@@ -59,9 +62,9 @@ def serving(settings: Settings, changes: list[OperationMeta]):
     """
     restarted = any(change.changed for change in changes)
     running = host.get_fact(SystemdStatus).get(UNIT)
-    probe = host.get_fact(VenvPython, venv="/usr", code=PROBE_CODE,
+    probe = host.get_fact(PythonJson, python="python3", code=PROBE_CODE,
                           args=(f"http://127.0.0.1:{settings.port}/health",))
     if running and probe.get("status") == 200 and not restarted:
         return
-    yield StringCommand("python3", "-c", CHECK_CODE, str(settings.port),
-                        str(settings.health_timeout_s), UNIT, symptom_table())
+    yield StringCommand(shlex.join(["python3", "-c", CHECK_CODE, str(settings.port),
+                                    str(settings.health_timeout_s), UNIT, symptom_table()]))

@@ -13,13 +13,20 @@ from __future__ import annotations
 import json
 import shlex
 from io import StringIO
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
-from operations.facts import DISTRIBUTIONS_CODE, TORCH_KERNEL_CODE, NvidiaGpus, VenvPython
+from operations.facts import (
+    DISTRIBUTIONS_CODE,
+    TORCH_KERNEL_CODE,
+    NvidiaGpus,
+    VenvExists,
+    PythonJson,
+)
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.symptoms import BY_KEY, explain, match
@@ -60,6 +67,9 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
         pip += ["--extra-index-url", url]
     for url in record["find_links"]:
         pip += ["--find-links", url]
+    urls = [record["index_url"], *record["extra_index_urls"], *record["find_links"]]
+    for plain_host in sorted({urlsplit(u).hostname for u in urls if u.startswith("http://")}):
+        pip += ["--trusted-host", plain_host]  # pip ignores plain-HTTP indexes otherwise
     if settings.pip_proxy:
         pip += ["--proxy", settings.pip_proxy]
     if settings.pip_cert:
@@ -76,14 +86,14 @@ def stack_installed(settings: Settings):
     """
     wanted = wanted_record(settings)
     recorded = host.get_fact(FileContents, path=record_path(settings))
-    installed = host.get_fact(VenvPython, venv=settings.venv_dir, code=DISTRIBUTIONS_CODE)
+    installed = host.get_fact(PythonJson, python=settings.python, code=DISTRIBUTIONS_CODE)
     venv_ok = "error" not in installed
     current = venv_ok and not pins_missing(wanted["packages"], installed) and recorded and \
         json.loads("\n".join(recorded)) == wanted
     if current:
         return
     if not venv_ok:
-        yield StringCommand("python3", "-m", "venv", settings.venv_dir)
+        yield StringCommand(shlex.join(["python3", "-m", "venv", settings.venv_dir]))
     yield from (StringCommand(command) for command in pip_commands(settings, wanted))
     # Recorded last: an interrupted install leaves no record and the next run installs again.
     yield from files.put._inner(src=StringIO(json.dumps(wanted, indent=1, sort_keys=True) + "\n"),
@@ -135,9 +145,9 @@ def stack_checked(settings: Settings):
     + settings: the host's validated settings
     """
     stack = settings.stack_def()
-    if not host.get_fact(File, path=f"{settings.venv_dir}/bin/python"):
+    if not host.get_fact(VenvExists, venv=settings.venv_dir):
         return  # prepare phase of a first run: the venv is created by the stage before
-    result = host.get_fact(VenvPython, venv=settings.venv_dir, code=TORCH_KERNEL_CODE,
+    result = host.get_fact(PythonJson, python=settings.python, code=TORCH_KERNEL_CODE,
                            args=(stack.torch_module, stack.kernel_module))
     capabilities = [g.compute_cap for g in host.get_fact(NvidiaGpus)["gpus"] if g.compute_cap]
     messages = check_messages(host.name, result, capabilities)

@@ -17,10 +17,15 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import File
 from pyinfra.operations import files
 
-from operations.facts import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, NvidiaGpus, VenvPython
+from operations.facts import (
+    SGLANG_DRY_PARSE_CODE,
+    SGLANG_OPTIONS_CODE,
+    NvidiaGpus,
+    VenvExists,
+    PythonJson,
+)
 from operations.outcome import fail
 from operations.render import RenderError, ServerCommand, server_command
 from operations.settings import Settings
@@ -71,10 +76,10 @@ def configured(settings: Settings):
 
     + settings: the host's validated settings
     """
-    if not host.get_fact(File, path=f"{settings.venv_dir}/bin/python"):
+    if not host.get_fact(VenvExists, venv=settings.venv_dir):
         yield f"echo 'render {UNIT_PATH} once the venv exists'"
         return  # prepare phase of a first run; at execution the venv exists
-    parser = host.get_fact(VenvPython, venv=settings.venv_dir, code=SGLANG_OPTIONS_CODE)
+    parser = host.get_fact(PythonJson, python=settings.python, code=SGLANG_OPTIONS_CODE)
     if "error" in parser:
         yield fail([f"{host.name}: cannot read the installed SGLang's flags: "
                     + " | ".join(parser["error"].strip().splitlines()[-3:])])
@@ -85,7 +90,7 @@ def configured(settings: Settings):
     except RenderError as error:
         yield fail([f"{host.name}: {error}"])
         return
-    parsed = host.get_fact(VenvPython, venv=settings.venv_dir, code=SGLANG_DRY_PARSE_CODE,
+    parsed = host.get_fact(PythonJson, python=settings.python, code=SGLANG_DRY_PARSE_CODE,
                            args=tuple(command.argv[3:]))
     if "error" in parsed:
         yield fail([rejection(host.name, parsed, parser["version"])])

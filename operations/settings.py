@@ -67,6 +67,10 @@ class Settings:
     def venv_dir(self) -> str:
         return f"{self.install_dir}/venv"
 
+    @property
+    def python(self) -> str:
+        return f"{self.venv_dir}/bin/python"
+
     def stack_def(self) -> Stack:
         return {**STACKS, **self.custom_stacks}[self.stack]
 
