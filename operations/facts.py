@@ -42,7 +42,8 @@ class NvidiaGpus(FactBase):
     def command(self) -> str:
         fields = ",".join(nvidia.QUERY_FIELDS)
         return _with_status(
-            "command -v nvidia-smi >/dev/null || { echo 'nvidia-smi: command not found'; exit 127; }"
+            "command -v nvidia-smi >/dev/null || "
+            "{ echo 'nvidia-smi: command not found'; exit 127; }"
             f"; nvidia-smi --query-gpu={fields} --format=csv,noheader,nounits || exit $?"
             "; echo ---; nvidia-smi | head -n 4"
         )

@@ -50,7 +50,7 @@ def parse_query_csv(text: str, fields: tuple[str, ...] = QUERY_FIELDS) -> list[G
         header = list(fields)
     gpus = []
     for position, row in enumerate(rows):
-        values = dict(zip(header, (v.strip() for v in row)))
+        values = dict(zip(header, (v.strip() for v in row), strict=False))
         gpus.append(Gpu(
             index=int(values.get("index", position)),
             name=values["name"],

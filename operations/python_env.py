@@ -24,8 +24,8 @@ from operations.facts import (
     DISTRIBUTIONS_CODE,
     TORCH_KERNEL_CODE,
     NvidiaGpus,
-    VenvExists,
     PythonJson,
+    VenvExists,
 )
 from operations.outcome import fail
 from operations.settings import Settings

@@ -23,8 +23,8 @@ from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
     NvidiaGpus,
-    VenvExists,
     PythonJson,
+    VenvExists,
 )
 from operations.outcome import fail
 from operations.render import RenderError, ServerCommand, server_command

@@ -49,7 +49,7 @@ def query_row(folder: Path, index: int) -> dict[str, tuple[str, str]]:
     rows = list(csv.reader(io.StringIO((folder / "query-gpu.csv").read_text()),
                            skipinitialspace=True))
     values = {}
-    for head, value in zip(rows[0], rows[1]):
+    for head, value in zip(rows[0], rows[1], strict=True):
         match = re.match(r"(\S+)(?: \[(.+)\])?", head.strip())
         name, unit = match.group(1), match.group(2) or ""
         values[name] = (value.strip().removesuffix(unit).strip() if unit else value.strip(), unit)
@@ -78,6 +78,11 @@ def query(fields: list[str], options: list[str]) -> None:
                         for f in fields))
 
 
+def _right(text: str, match: re.Match) -> str:
+    """``text`` right-aligned in the width the captured value and its padding had."""
+    return f"{text:>{len(match.group(1)) + len(match.group(2)) + 3}} /"
+
+
 def plain() -> None:
     folders = gpus()
     lines = (folders[0] / "nvidia-smi.txt").read_text().splitlines()
@@ -92,7 +97,7 @@ def plain() -> None:
         capture_bus = re.search(r"[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.\d", first).group(0)
         first = first.replace(capture_bus, bus_id(capture_bus, index))
         first = re.sub(r"^\|\s+\d+ ", f"| {index:>3} ", first)
-        second = re.sub(r"(\s*)(\d+)MiB /", lambda m: f"{str(used) + 'MiB':>{len(m.group(1)) + len(m.group(2)) + 3}} /", second, count=1)
+        second = re.sub(r"(\s*)(\d+)MiB /", lambda m: _right(f"{used}MiB", m), second, count=1)
         out += [first, second, third, rule]
     print("\n".join(out + rest))
 

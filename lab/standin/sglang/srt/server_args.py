@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-_TABLE = json.loads((Path(__file__).parent / "flags.json").read_text())
+FLAGS_FILE = Path(__file__).parent / "flags.json"  # written into the wheel by lab/standin/build
 
 
 def human_readable_int(value: str) -> int:
@@ -26,21 +26,26 @@ _TYPES = {"int": int, "float": float, "human_readable_int": human_readable_int,
           "loads": json.loads}
 
 
+def add_table_args(parser: argparse.ArgumentParser, table: dict) -> None:
+    """Add every action of a flag table to ``parser``."""
+    for action in table["actions"]:
+        kwargs = {"dest": action["dest"], "default": action.get("default")}
+        if action["kind"] == "store_const":
+            kwargs.update(action="store_const", const=action.get("const", True))
+        else:
+            kwargs["action"] = "append" if action["kind"] == "append" else "store"
+            if "nargs" in action:
+                kwargs["nargs"] = action["nargs"]
+            convert = _TYPES.get(action.get("type", ""))
+            if convert:
+                kwargs["type"] = convert
+            if "choices" in action:
+                choices = action["choices"]
+                kwargs["choices"] = [convert(c) for c in choices] if convert else choices
+        parser.add_argument(*action["options"], **kwargs)
+
+
 class ServerArgs:
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> None:
-        for action in _TABLE["actions"]:
-            kwargs = {"dest": action["dest"], "default": action.get("default")}
-            if action["kind"] == "store_const":
-                kwargs.update(action="store_const", const=action.get("const", True))
-            else:
-                kwargs["action"] = "append" if action["kind"] == "append" else "store"
-                if "nargs" in action:
-                    kwargs["nargs"] = action["nargs"]
-                convert = _TYPES.get(action.get("type", ""))
-                if convert:
-                    kwargs["type"] = convert
-                if "choices" in action:
-                    choices = action["choices"]
-                    kwargs["choices"] = [convert(c) for c in choices] if convert else choices
-            parser.add_argument(*action["options"], **kwargs)
+        add_table_args(parser, json.loads(FLAGS_FILE.read_text()))

@@ -17,7 +17,6 @@ import faulthandler
 import json
 import os
 import re
-import sys
 import threading
 import time
 from datetime import datetime
@@ -156,10 +155,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sglang.launch_server")
     ServerArgs.add_cli_args(parser)
     args = parser.parse_args(argv)
-    log(f"server_args=ServerArgs({', '.join(f'{k}={v!r}' for k, v in vars(args).items() if v not in (None, False) and k != 'api_key')})")
+    shown = (f"{k}={v!r}" for k, v in vars(args).items() if v not in (None, False)
+             and k not in ("api_key", "admin_api_key"))
+    log(f"server_args=ServerArgs({', '.join(shown)})")
 
-    import torch
     import sgl_kernel  # noqa: F401 - fails here for libnuma and ABI causes, as the real one does
+    import torch
 
     if not torch.cuda.is_available():
         raise RuntimeError("No CUDA GPUs are available")
@@ -217,8 +218,8 @@ def main(argv: list[str]) -> int:
                 f"(weights {weights_mib} MiB + KV cache for {max_tokens} tokens {kv_mib} MiB > "
                 f"static pool {static_mib} MiB)", 0)
             return
-        log(f"Load weight end. type=Qwen3ForCausalLM, dtype=torch.bfloat16, "
-            f"avail mem={(total_mib - weights_mib) / 1024:.2f} GB, mem usage={weights_mib / 1024:.2f} GB.", 0)
+        log(f"Load weight end. type=Qwen3ForCausalLM, dtype=torch.bfloat16, avail mem="
+            f"{(total_mib - weights_mib) / 1024:.2f} GB, mem usage={weights_mib / 1024:.2f} GB.", 0)
         log(f"KV Cache is allocated. #tokens: {max_tokens}, K size: {kv_mib / 2048:.2f} GB, "
             f"V size: {kv_mib / 2048:.2f} GB", 0)
         state.ready = True

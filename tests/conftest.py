@@ -1,0 +1,30 @@
+"""Shared test helpers: the project root on sys.path, fixture paths, a fake pyinfra host."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIXTURES = ROOT / "tests" / "fixtures"
+CAPTURES = ROOT / "lab" / "gpus" / "captures"
+
+
+class FakeHost:
+    """Stands in for pyinfra's host inside an operation: answers facts from a table."""
+
+    def __init__(self, name: str, facts: dict[Any, Any]):
+        self.name = name
+        self.facts = facts
+        self.data: dict[str, Any] = {}
+
+    def get_fact(self, cls, **kwargs):
+        key = (cls.__name__, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        if key in self.facts:
+            return self.facts[key]
+        if cls.__name__ in self.facts:
+            return self.facts[cls.__name__]
+        raise AssertionError(f"unexpected fact {cls.__name__}({kwargs})")
