@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import shlex
-from io import StringIO
 from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import files
 
 from operations.facts import (
     DISTRIBUTIONS_CODE,
@@ -96,8 +94,9 @@ def stack_installed(settings: Settings):
         yield StringCommand(shlex.join(["python3", "-m", "venv", settings.venv_dir]))
     yield from (StringCommand(command) for command in pip_commands(settings, wanted))
     # Recorded last: an interrupted install leaves no record and the next run installs again.
-    yield from files.put._inner(src=StringIO(json.dumps(wanted, indent=1, sort_keys=True) + "\n"),
-                                dest=record_path(settings), mode="644")
+    path = shlex.quote(record_path(settings))
+    yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "
+                        f"> {path}.new && mv {path}.new {path}")
 
 
 def arch_covers(arch_list: list[str], capability: str) -> bool:

@@ -20,6 +20,7 @@ class FakeHost:
         self.name = name
         self.facts = facts
         self.data: dict[str, Any] = {}
+        self.current_op_global_arguments: dict[str, Any] = {}
 
     def get_fact(self, cls, **kwargs):
         key = (cls.__name__, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
@@ -27,4 +28,6 @@ class FakeHost:
             return self.facts[key]
         if cls.__name__ in self.facts:
             return self.facts[cls.__name__]
+        if cls.__name__ in ("File", "Directory", "Link"):
+            return None  # pyinfra's own file facts: the path does not exist yet
         raise AssertionError(f"unexpected fact {cls.__name__}({kwargs})")

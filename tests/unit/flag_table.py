@@ -28,13 +28,13 @@ def options(version: str = PINNED) -> set[str]:
     return {o for action in table(version)["actions"] for o in action["options"]}
 
 
-class Rejected(Exception):
+class RejectedError(Exception):
     pass
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse would exit 2; keep its message
-        raise Rejected(message)
+        raise RejectedError(message)
 
 
 def dry_parse(argv: list[str], version: str = PINNED) -> argparse.Namespace:

@@ -13,7 +13,7 @@ from operations.service import ENV_PATH, UNIT_PATH, render_files, systemd_word
 from operations.settings import validate
 from operations.stacks import STACKS
 from tests.conftest import ROOT
-from tests.unit.flag_table import PINNED, Rejected, dry_parse, options
+from tests.unit.flag_table import PINNED, RejectedError, dry_parse, options
 
 GOLDEN = ROOT / "tests" / "golden"
 CHART_LINE = ("--model-path Qwen/Qwen3-32B-AWQ --host 0.0.0.0 --port 8000 --quantization awq "
@@ -61,7 +61,7 @@ def test_golden_exec_start_argv_parses_with_pinned_sglang():
 
 
 def test_charts_literal_line_is_rejected_by_sglang_0_5_23():
-    with pytest.raises(Rejected, match="ambiguous option: --disable-flashinfer could match"):
+    with pytest.raises(RejectedError, match="ambiguous option: --disable-flashinfer could match"):
         dry_parse(CHART_LINE)
 
 

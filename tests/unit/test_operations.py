@@ -1,0 +1,97 @@
+"""The commands each operation yields for given facts (pyinfra's own operation tests follow the
+same idea: facts in, commands out)."""
+
+from __future__ import annotations
+
+import json
+
+from pyinfra.context import ctx_host
+
+from operations import python_env, service
+from operations.facts import PortListener
+from operations.settings import validate
+from tests.conftest import FakeHost
+from tests.unit.flag_table import PINNED, options
+
+
+def run_op(op, fake: FakeHost, **kwargs) -> list[str]:
+    """Run an operation's generator against a fake host; return its commands as text."""
+    with ctx_host.use(fake):
+        commands = []
+        for command in op._inner(**kwargs):
+            commands.append(command.get_raw_value() if hasattr(command, "get_raw_value")
+                            else repr(command))
+        return commands
+
+
+LAB = validate("lab-1", {"stack": "cu13-stable", "pip_index_url": "http://10.213.0.1:8090/simple"})
+PINS = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.2",
+        "sglang": "0.5.23"}
+
+
+def test_stack_installs_into_a_new_venv_then_records():
+    fake = FakeHost("lab-1", {"FileContents": None,
+                              "PythonJson": {"error": "no python"}})
+    commands = run_op(python_env.stack_installed, fake, settings=LAB)
+    assert commands[0] == "python3 -m venv /opt/sglang/venv"
+    assert commands[1].startswith("/opt/sglang/venv/bin/pip install")
+    assert "--trusted-host 10.213.0.1" in commands[1]
+    assert "torch==2.14.1" in commands[1] and "sglang==0.5.23" in commands[1]
+    assert "stack.json" in commands[-1]
+
+
+def test_stack_does_nothing_when_pins_and_record_match():
+    record = json.dumps(python_env.wanted_record(LAB)).splitlines()
+    fake = FakeHost("lab-1", {"FileContents": record, "PythonJson": {**PINS, "pip": "23.0"}})
+    assert run_op(python_env.stack_installed, fake, settings=LAB) == []
+
+
+def test_stack_reinstalls_when_kernel_build_differs():
+    record = json.dumps(python_env.wanted_record(LAB)).splitlines()
+    fake = FakeHost("lab-1", {"FileContents": record,
+                              "PythonJson": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
+    commands = run_op(python_env.stack_installed, fake, settings=LAB)
+    assert not commands[0].startswith("python3 -m venv")
+    assert "sglang-kernel==0.4.10" in commands[0]
+
+
+def test_stack_reinstalls_when_the_index_changes():
+    old = json.dumps({**python_env.wanted_record(LAB), "index_url": "https://old/simple"})
+    fake = FakeHost("lab-1", {"FileContents": old.splitlines(),
+                              "PythonJson": PINS})
+    assert run_op(python_env.stack_installed, fake, settings=LAB)
+
+
+def test_nightly_stack_installs_in_steps_with_nightly_torch_last_but_one():
+    settings = validate("gpu-01", {"stack": "cu128-nightly"})
+    commands = python_env.pip_commands(settings, python_env.wanted_record(settings))
+    assert [c.split()[-1] for c in commands] == ["sglang==0.5.2",
+                                                 "torch==2.10.0.dev20250916+cu128",
+                                                 "sgl-kernel==0.3.9.post2"]
+    assert "--pre" in commands[1] and "--no-deps" in commands[2]
+
+
+def test_service_refuses_an_argv_the_installed_sglang_rejects():
+    settings = validate("lab-1", {"extra_flags": ["--disable-flashinfer"]})
+    rejection = ("usage: sglang.launch_server [-h]\nsglang.launch_server: error: ambiguous "
+                 "option: --disable-flashinfer could match --disable-flashinfer-autotune, "
+                 "--disable-flashinfer-cutlass-moe-fp4-allgather")
+    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}}
+    fake = FakeHost("lab-1", facts)
+    answers = iter([{"version": PINNED, "options": sorted(options())},
+                    {"error": rejection, "status": 2}])
+    fake.get_fact = lambda cls, **kw: facts.get(cls.__name__) if cls.__name__ in facts \
+        else next(answers)
+    [command] = run_op(service.configured, fake, settings=settings)
+    assert "SGLang 0.5.23 rejects the server argv" in command
+    assert "ambiguous option: --disable-flashinfer" in command
+    assert "sglang.service" not in command.split("rejects")[0]  # nothing written
+    assert command.endswith("exit 1")
+
+
+def test_port_listener_fact_reads_proc_output():
+    fact = PortListener()
+    assert fact.process([]) is None
+    assert fact.process(["812 python sglang.service", "listening"]) == [
+        {"pid": 812, "comm": "python", "unit": "sglang.service"}]
+    assert fact.process(["listening"]) == []

@@ -1,0 +1,97 @@
+"""Preflight on facts parsed from real outputs: a real RTX 5090 passes, an H100 or an old driver
+fails with one line per check naming host, check, found, needed and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from operations import nvidia
+from operations.preflight import checklist, evaluate
+from operations.settings import validate
+from tests.conftest import CAPTURES, FIXTURES, FakeHost
+from tests.unit.test_operations import run_op
+
+
+def gpus_from(folder, count: int = 1) -> dict:
+    header_and_row = (folder / "query-gpu.csv").read_text().splitlines()[:2]
+    [gpu] = nvidia.parse_query_csv("\n".join(header_and_row))
+    driver, cuda, _ = nvidia.parse_plain((folder / "nvidia-smi.txt").read_text())
+    return {"driver": driver, "cuda": cuda, "error": None,
+            "gpus": [replace(gpu, index=i) for i in range(count)]}
+
+
+RTX5090_570 = gpus_from(CAPTURES / "rtx5090-570")
+GOOD_DISK = {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0}
+
+
+def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", **data):
+    return evaluate(validate("gpu-01", {"stack": "cu128-nightly", **data}), gpus, disk,
+                    holders, pid1)
+
+
+def test_rtx5090_with_32607_mib_on_driver_570_passes():
+    assert RTX5090_570["gpus"][0].memory_total_mib == 32607
+    assert failures() == []
+
+
+def test_two_rtx5090s_pass():
+    assert failures(gpus=gpus_from(CAPTURES / "rtx5090-570", count=2)) == []
+
+
+def test_driver_565_is_too_old_for_cuda_12_8():
+    [failure] = failures(gpus=gpus_from(CAPTURES / "rtx5090-565"))
+    assert failure.check == "driver-version"
+    assert "565.57.01" in failure.found and ">= 570" in failure.needed
+
+
+def test_cuda13_stack_needs_driver_580():
+    [failure] = failures(stack="cu13-stable")
+    assert failure.check == "driver-version" and ">= 580" in failure.needed
+    assert failures(gpus=gpus_from(CAPTURES / "rtx5090-580"), stack="cu13-stable") == []
+
+
+def test_real_h100_fails_compute_capability_but_not_memory():
+    checks = {f.check: f for f in failures(gpus=gpus_from(
+        FIXTURES / "gpu-hosts" / "h100-ubuntu2404"), stack="cu13-stable")}
+    assert set(checks) == {"compute-capability"}
+    assert "9.0" in checks["compute-capability"].found
+
+
+def test_missing_driver_is_named_with_nvidia_smis_words():
+    [failure] = failures(gpus={"driver": None, "cuda": None, "gpus": [],
+                               "error": "nvidia-smi: command not found"})
+    assert failure.check == "nvidia-driver" and "command not found" in failure.found
+
+
+def test_disk_below_threshold_names_path():
+    [failure] = failures(disk={"/opt/sglang": 42.0, "/var/cache/sglang": 500.0})
+    assert failure.check == "disk-space" and "/opt/sglang" in failure.found
+
+
+def test_port_held_by_another_process_names_it():
+    [failure] = failures(holders=[{"pid": 4242, "comm": "python3", "unit": None}])
+    assert failure.check == "port" and "pid 4242 (python3" in failure.found
+
+
+def test_port_held_by_our_own_unit_passes():
+    assert failures(holders=[{"pid": 7, "comm": "python", "unit": "sglang.service"}]) == []
+
+
+def test_no_systemd_as_pid1_fails():
+    [failure] = failures(pid1="bash")
+    assert failure.check == "systemd"
+
+
+def test_checklist_operation_fails_host_with_one_line_per_check():
+    fake = FakeHost("gpu-09", {"NvidiaGpus": gpus_from(CAPTURES / "rtx5090-565"),
+                               "FreeDiskGb": 1.0, "PortListener": None, "Pid1": "systemd"})
+    [command] = run_op(checklist, fake, settings=validate("gpu-09", {"stack": "cu128-nightly"}))
+    lines = [line for line in command.split("'") if line.startswith("gpu-09:")]
+    assert [line.split()[2] for line in lines] == ["driver-version", "disk-space", "disk-space"]
+    assert command.endswith("exit 1")
+
+
+def test_checklist_operation_yields_nothing_when_all_pass():
+    fake = FakeHost("gpu-01", {"NvidiaGpus": RTX5090_570, "FreeDiskGb": 500.0,
+                               "PortListener": None, "Pid1": "systemd"})
+    assert run_op(checklist, fake, settings=validate("gpu-01", {"stack": "cu128-nightly"})) == []
