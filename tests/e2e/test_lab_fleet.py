@@ -1,0 +1,93 @@
+"""The lab fleet end to end: three booted hosts (two good, one with a driver too old for CUDA
+12.8), the real deploy over SSH, the network, idempotence, the chart's literal launch line, and
+a clean teardown. Tests run in file order and share one lab."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import LAB_DIR, changed_hosts, curl, deploy, lab, ssh
+
+CHART_FLAGS = ("--quantization awq --max-total-tokens 1024 --mem-fraction-static 0.65 "
+               "--trust-remote-code --disable-cuda-graph --disable-custom-all-reduce "
+               "--disable-flashinfer --disable-radix-cache --attention-backend torch_native"
+               ).split()
+
+
+@pytest.fixture(scope="module")
+def fleet(root_required):
+    lab("up", "3", "--profiles", "rtx5090-cu128,rtx5090-cu13,old-driver")
+    first = deploy()
+    yield first
+    lab("down")
+
+
+def test_first_deploy_serves_two_hosts_and_names_the_failed_one(fleet):
+    out = fleet.stdout + fleet.stderr
+    assert fleet.returncode != 0, out
+    assert "lab-3: preflight driver-version failed: found driver 565.57.01" in out
+    assert "needed driver >= 570" in out
+    assert "lab-1  healthy" in out and "lab-2  healthy" in out
+    assert "1 of 3 hosts failed: lab-3" in out
+    assert changed_hosts(out) == {"lab-1", "lab-2"}
+
+
+def test_failed_host_was_not_changed(fleet):
+    assert ssh("lab-3", "test -e /opt/sglang || dpkg -s libnuma1").returncode != 0
+
+
+def test_healthy_hosts_answer_health_and_generate_over_the_lab_network(fleet):
+    for host in ("lab-1", "lab-2"):
+        assert curl(host, "/health")[0] == 200
+        status, body = curl(host, "/generate",
+                            '{"text": "Hello", "sampling_params": {"max_new_tokens": 5}}')
+        assert status == 200
+        reply = json.loads(body)
+        assert reply["meta_info"]["completion_tokens"] == 5 and reply["text"].strip()
+
+
+def test_service_is_enabled_active_and_runs_as_its_own_user(fleet):
+    result = ssh("lab-1", "systemctl is-enabled sglang; systemctl is-active sglang; "
+                 "ps -o user= -p $(systemctl show -p MainPID --value sglang)")
+    assert result.stdout.split() == ["enabled", "active", "sglang"]
+
+
+def test_environment_file_is_root_only(fleet):
+    assert ssh("lab-1", "stat -c '%U %a' /etc/sglang/sglang.env").stdout.split() == ["root",
+                                                                                      "600"]
+
+
+def test_second_deploy_changes_nothing_on_healthy_hosts(fleet):
+    second = deploy()
+    out = second.stdout + second.stderr
+    assert "lab-1  healthy" in out and "lab-2  healthy" in out
+    assert changed_hosts(out) & {"lab-1", "lab-2"} == set(), out
+
+
+def test_charts_literal_line_is_refused_and_service_left_running(fleet, tmp_path):
+    before = ssh("lab-1", "systemctl show -p MainPID --value sglang; "
+                 "md5sum /etc/systemd/system/sglang.service").stdout
+    result = deploy(tmp_path, {"lab-1": {"extra_flags": CHART_FLAGS}})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "lab-1: SGLang 0.5.23 rejects the server argv, the service was left as it was" in out
+    assert "ambiguous option: --disable-flashinfer could match" in out
+    assert ssh("lab-1", "systemctl show -p MainPID --value sglang; "
+               "md5sum /etc/systemd/system/sglang.service").stdout == before
+    assert curl("lab-1", "/health")[0] == 200
+
+
+def test_lab_down_leaves_nothing_behind(fleet):
+    pids = [int(p.read_text()) for p in (LAB_DIR / "run").glob("*.pid")]
+    assert pids, "the lab records the PIDs it started"
+    lab("down")
+    assert not [m for m in Path("/proc/mounts").read_text().splitlines()
+                if str(LAB_DIR) in m]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "sglab0" not in links and "vb-lab-" not in links
+    assert not [p for p in pids if Path(f"/proc/{p}").exists()]
+    assert not (LAB_DIR / "hosts").exists() and not (LAB_DIR / "hosts.json").exists()
