@@ -23,6 +23,8 @@ python_env.stack_checked(name="Kernel package imports next to torch; arch list c
                          settings=settings)
 unit = service.configured(name="sglang.service rendered, dry-parsed and written",
                           settings=settings)
-health.restarted_if_changed(settings, changes=[venv, unit])
+restart = health.restarted(name="Restart sglang.service after a change or when unhealthy",
+                           settings=settings, changes=[venv, unit])
+health.enabled_and_running()
 health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
-               changes=[venv, unit])
+               restart=restart)

@@ -38,7 +38,7 @@ def journal():
 def unhealthy(reason):
     lines = journal() + [reason]
     for symptom, pattern, cause, fix in json.loads(table):
-        hit = next((line for line in lines if re.search(pattern, line)), None)
+        hit = next((line for line in reversed(lines) if re.search(pattern, line)), None)
         if hit:
             print(f"unhealthy: {reason}; chart symptom {symptom!r}: found {hit.strip()!r}; "
                   f"cause: {cause}; fix: {fix}")

@@ -1,11 +1,12 @@
-"""Stage 5, health: restart only when something changed, then wait (bounded) for /health 200
-and check that one small generate request returns tokens.
+"""Stage 5, health: restart only when something changed (or the server is unhealthy), keep the
+unit enabled, then wait (bounded) for /health 200 and check that one small generate request
+returns tokens.
 
 Example::
 
     from operations import health
-    health.restarted_if_changed(settings=settings, changes=[venv, unit])
-    health.serving(settings=settings, changes=[venv, unit])
+    restart = health.restarted(settings=settings, changes=[venv, unit])
+    health.serving(settings=settings, restart=restart)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import systemd
 
 from operations.facts import PythonJson
@@ -44,27 +44,39 @@ def symptom_table() -> str:
     return json.dumps([[s.symptom, s.signature.pattern, s.cause, s.fix] for s in SYMPTOMS])
 
 
-def restarted_if_changed(settings: Settings, changes: list[OperationMeta]) -> None:
-    # Restart (which also starts a stopped unit) only after a change; then keep it enabled.
-    systemd.service(name="Restart sglang.service after a change", service=UNIT, restarted=True,
-                    daemon_reload=True, _if=lambda: any(c.did_change() for c in changes))
+def _health_status(settings: Settings) -> int:
+    probe = host.get_fact(PythonJson, python="python3", code=PROBE_CODE,
+                          args=(f"http://127.0.0.1:{settings.port}/health",))
+    return int(probe.get("status", 0))
+
+
+@operation(is_idempotent=True)
+def restarted(settings: Settings, changes: list[OperationMeta]):
+    """Restart the server after a change, or when it does not answer /health 200 now (the fix
+    may be outside the unit: a library the stage before installed again).
+
+    + settings: the host's validated settings
+    + changes: the operations whose change restarts the server
+    """
+    if not any(change.changed for change in changes) and _health_status(settings) == 200:
+        return
+    yield "systemctl daemon-reload"
+    yield f"systemctl restart {UNIT}"
+
+
+def enabled_and_running() -> None:
     systemd.service(name="sglang.service enabled and running", service=UNIT, running=True,
                     enabled=True)
 
 
 @operation(is_idempotent=True)
-def serving(settings: Settings, changes: list[OperationMeta]):
-    """Wait for /health 200 and a generate that returns tokens; no change if already healthy
-    and nothing was changed in this run.
+def serving(settings: Settings, restart: OperationMeta):
+    """After a restart, wait (bounded) for /health 200 and a generate that returns tokens.
 
     + settings: the host's validated settings
-    + changes: the operations whose change restarts the server
+    + restart: the restart operation of this run
     """
-    restarted = any(change.changed for change in changes)
-    running = host.get_fact(SystemdStatus).get(UNIT)
-    probe = host.get_fact(PythonJson, python="python3", code=PROBE_CODE,
-                          args=(f"http://127.0.0.1:{settings.port}/health",))
-    if running and probe.get("status") == 200 and not restarted:
-        return
+    if not restart.changed:
+        return  # it answered 200 before this run and nothing changed
     yield StringCommand(shlex.join(["python3", "-c", CHECK_CODE, str(settings.port),
                                     str(settings.health_timeout_s), UNIT, symptom_table()]))

@@ -92,6 +92,13 @@ def stack_installed(settings: Settings):
         return
     if not venv_ok:
         yield StringCommand(shlex.join(["python3", "-m", "venv", settings.venv_dir]))
+    else:
+        # pip takes 0.4.10+other-build as satisfying ==0.4.10: remove inexact ones first.
+        inexact = [name for name, pin in wanted["packages"].items()
+                   if installed.get(_normal(name)) not in (None, pin)]
+        if inexact:
+            yield StringCommand(shlex.join([f"{settings.venv_dir}/bin/pip", "uninstall", "-y",
+                                            *inexact]))
     yield from (StringCommand(command) for command in pip_commands(settings, wanted))
     # Recorded last: an interrupted install leaves no record and the next run installs again.
     path = shlex.quote(record_path(settings))

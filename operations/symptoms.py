@@ -66,8 +66,9 @@ BY_KEY = {s.key: s for s in SYMPTOMS}
 
 
 def match(evidence: str) -> tuple[Symptom, str] | None:
-    """The first symptom whose signature is in ``evidence``, with the matching line."""
-    lines = evidence.splitlines()
+    """The first symptom whose signature is in ``evidence``, with the matching line (the last
+    such line: a traceback ends with the error itself)."""
+    lines = evidence.splitlines()[::-1]
     for symptom in SYMPTOMS:
         for line in lines:
             if symptom.signature.search(line):

@@ -51,8 +51,8 @@ def test_stack_reinstalls_when_kernel_build_differs():
     fake = FakeHost("lab-1", {"FileContents": record,
                               "PythonJson": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
-    assert not commands[0].startswith("python3 -m venv")
-    assert "sglang-kernel==0.4.10" in commands[0]
+    assert commands[0] == "/opt/sglang/venv/bin/pip uninstall -y sglang-kernel"
+    assert "sglang-kernel==0.4.10" in commands[1]
 
 
 def test_stack_reinstalls_when_the_index_changes():
