@@ -92,3 +92,9 @@ def test_unknown_type_for_a_key_is_reported_not_raised_raw():
 def test_settings_object_lists_every_key_with_a_meaning():
     from dataclasses import fields
     assert all(f.metadata.get("meaning") for f in fields(Settings))
+
+
+def test_readme_settings_table_is_the_generated_one():
+    from scripts.settings_table import table
+    from tests.conftest import ROOT
+    assert table() in (ROOT / "README.md").read_text(), "run make settings-table"
