@@ -44,4 +44,4 @@ down:
 	./lab/lab down
 
 settings-table: venv
-	$(BIN)/python scripts/settings_table.py
+	$(BIN)/python scripts/settings_table.py --write

@@ -165,13 +165,18 @@ print(json.dumps({d.metadata["Name"].lower().replace("_", "-"): d.version
                   for d in m.distributions()}))
 """
 
-# Imports torch then the kernel package, as SGLang does: an ABI mismatch shows here.
+# Imports torch then the kernel package, as SGLang does: an ABI mismatch shows in
+# "kernel_error" (the import's own words), torch's build facts either way.
 TORCH_KERNEL_CODE = """
-import json, sys, importlib
+import json, sys, importlib, traceback
 torch = importlib.import_module(sys.argv[1])
-importlib.import_module(sys.argv[2])
+try:
+    importlib.import_module(sys.argv[2])
+    kernel_error = None
+except Exception:
+    kernel_error = traceback.format_exc()
 print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda,
-                  "arch_list": torch.cuda.get_arch_list()}))
+                  "arch_list": torch.cuda.get_arch_list(), "kernel_error": kernel_error}))
 """
 
 # The installed SGLang's own parser: its version and every option it accepts.
@@ -192,4 +197,90 @@ parser = argparse.ArgumentParser(prog="sglang.launch_server")
 ServerArgs.add_cli_args(parser)
 parser.parse_args(sys.argv[1:])
 print(json.dumps({"ok": True}))
+"""
+
+
+class LibnumaLinked(FactBase):
+    """Whether the dynamic linker finds libnuma.so.1 (``ldconfig -p``)."""
+
+    def command(self) -> str:
+        return ("(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) "
+                "| grep -c 'libnuma.so.1 ' || true")
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip().isdigit() and int(output[-1]) > 0
+
+
+class UnitState(FactBase):
+    """A systemd unit's state: ``{"ActiveState": ..., "NRestarts": ..., ...}``, or
+    ``{"error": ...}`` where systemctl is missing (no systemd)."""
+
+    PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "NRestarts", "MainPID", "User",
+                  "Result", "ExecMainStatus", "ExecMainCode")
+
+    def command(self, unit: str) -> str:
+        props = ",".join(self.PROPERTIES)
+        return _with_status(f"systemctl show -p {props} {shlex.quote(unit)}")
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        lines, status = _split_status(output)
+        if status != 0:
+            return {"error": " ".join(lines).strip() or f"systemctl exited {status}"}
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+class ProcessInfo(FactBase):
+    """A process's user and argv: ``{"user": str, "argv": [...]}``, or None if it is gone."""
+
+    def command(self, pid: int) -> str:
+        pid = int(pid)
+        return (f"[ -d /proc/{pid} ] && [ {pid} -gt 0 ] && {{ stat -c %U /proc/{pid}; "
+                f"tr '\\0' '\\n' < /proc/{pid}/cmdline; }} || true")
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        return {"user": output[0], "argv": output[1:]} if output else None
+
+
+class JournalTail(FactBase):
+    """The last lines a unit wrote since its current or last start (``journalctl``)."""
+
+    def command(self, unit: str, lines: int = 60) -> str:
+        unit_q = shlex.quote(unit)
+        return (f"id=$(systemctl show -p InvocationID --value {unit_q} 2>/dev/null); "
+                f"{{ [ -n \"$id\" ] && journalctl _SYSTEMD_INVOCATION_ID=$id --no-pager -o cat "
+                f"-n {int(lines)} 2>/dev/null; journalctl -u {unit_q} --no-pager -o cat "
+                f"-n {int(lines)} 2>/dev/null; }} | tail -n {int(lines)}; true")
+
+    def process(self, output: list[str]) -> list[str]:
+        return output
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+
+# /health status code (0 when nothing answers); run with the system python3.
+HEALTH_CODE = """
+import json, sys, urllib.request, urllib.error
+try:
+    status = urllib.request.urlopen(sys.argv[1], timeout=5).status
+except urllib.error.HTTPError as e:
+    status = e.code
+except OSError:
+    status = 0
+print(json.dumps({"status": status}))
+"""
+
+# One small generate request: tokens returned, or the error.
+GENERATE_CODE = """
+import json, sys, urllib.request
+body = json.dumps({"text": "The capital of France is",
+                   "sampling_params": {"max_new_tokens": 8, "temperature": 0}}).encode()
+request = urllib.request.Request(sys.argv[1], data=body,
+                                 headers={"Content-Type": "application/json"})
+try:
+    reply = json.load(urllib.request.urlopen(request, timeout=120))
+    print(json.dumps({"tokens": reply["meta_info"]["completion_tokens"], "text": reply["text"]}))
+except Exception as error:
+    print(json.dumps({"tokens": 0, "failure": f"{type(error).__name__}: {error}"}))
 """

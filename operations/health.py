@@ -20,32 +20,19 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations.facts import PythonJson
+from operations.facts import HEALTH_CODE, PythonJson
 from operations.settings import Settings
 from operations.symptoms import SYMPTOMS
 
 UNIT = "sglang.service"
 CHECK_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_check.py").read_text()
 
-# Quick read-only probe: the /health status code, or 0 when nothing answers.
-PROBE_CODE = """
-import json, sys, urllib.request, urllib.error
-try:
-    status = urllib.request.urlopen(sys.argv[1], timeout=5).status
-except urllib.error.HTTPError as e:
-    status = e.code
-except OSError:
-    status = 0
-print(json.dumps({"status": status}))
-"""
-
-
 def symptom_table() -> str:
     return json.dumps([[s.symptom, s.signature.pattern, s.cause, s.fix] for s in SYMPTOMS])
 
 
 def _health_status(settings: Settings) -> int:
-    probe = host.get_fact(PythonJson, python="python3", code=PROBE_CODE,
+    probe = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
                           args=(f"http://127.0.0.1:{settings.port}/health",))
     return int(probe.get("status", 0))
 

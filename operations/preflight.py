@@ -41,7 +41,7 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
     failures: list[Failure] = []
     if gpus.get("error") or not gpus.get("driver"):
         failures.append(Failure(
-            "nvidia-driver", f"nvidia-smi: {gpus.get('error') or 'no driver version'}",
+            "nvidia-driver", gpus.get("error") or "nvidia-smi reports no driver version",
             f"an NVIDIA driver >= {stack.min_driver} loaded",
             "install the NVIDIA open kernel driver and reboot"))
     else:

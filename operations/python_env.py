@@ -128,11 +128,12 @@ def arch_covers(arch_list: list[str], capability: str) -> bool:
 
 def check_messages(host_name: str, result: dict, capabilities: list[str]) -> list[str]:
     """Why the venv cannot serve these GPUs, one line per problem (pure: unit-tested)."""
-    if "error" in result:
-        found = match(result["error"])
+    error = result.get("error") or result.get("kernel_error")
+    if error:
+        found = match(error)
         if found:
             return [f"{host_name}: venv check failed: {explain(*found)}"]
-        tail = " | ".join(result["error"].strip().splitlines()[-3:])
+        tail = " | ".join(error.strip().splitlines()[-3:])
         return [f"{host_name}: venv check failed: importing torch and the kernel package: {tail}"]
     messages = []
     for capability in sorted(set(capabilities)):

@@ -50,12 +50,15 @@ class Settings:
     mem_fraction_static: float | None = _setting(None, "Override the profile's memory fraction.")
     max_total_tokens: int | None = _setting(None, "Override the profile's max total tokens.")
     install_dir: str = _setting("/opt/sglang", "Where the venv and the deploy's records live.")
+    venv_path: str | None = _setting(None, "The venv; default: <install_dir>/venv.")
     model_cache_dir: str = _setting("/var/cache/sglang", "Hugging Face cache (HF_HOME).")
     service_user: str = _setting("sglang", "System user the service runs as.")
     min_free_disk_gb: int = _setting(100, "Free disk needed where the venv and cache live.")
     min_gpu_memory_mib: int = _setting(32000, "GPU memory class: 32 GB (an RTX 5090: 32607 MiB).")
     gpu_compute_capability: str = _setting("12.0", "Compute capability every GPU must have.")
     health_timeout_s: int = _setting(900, "How long to wait for /health to answer 200.")
+    gpu_memory_slack_mib: int = _setting(3072, "GPU memory in use allowed above the profile's "
+                                         "static fraction (verification).")
     pip_index_url: str | None = _setting(None, "Replaces the stack's pip index URL.")
     pip_extra_index_urls: list | None = _setting(None, "Replaces the stack's extra index URLs.")
     pip_find_links: list | None = _setting(None, "Replaces the stack's find-links (wheelhouse).")
@@ -65,7 +68,7 @@ class Settings:
 
     @property
     def venv_dir(self) -> str:
-        return f"{self.install_dir}/venv"
+        return self.venv_path or f"{self.install_dir}/venv"
 
     @property
     def python(self) -> str:
@@ -151,7 +154,8 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "service_user", isinstance(settings.service_user, str)
            and bool(_USER_RE.match(settings.service_user)),
            "must be a valid user name", settings.service_user)
-    for key in ("min_free_disk_gb", "min_gpu_memory_mib", "health_timeout_s"):
+    for key in ("min_free_disk_gb", "min_gpu_memory_mib", "health_timeout_s",
+                "gpu_memory_slack_mib"):
         value = getattr(settings, key)
         _check(host, key, _is_int(value) and value >= 0, "must be a non-negative integer", value)
     _check(host, "gpu_compute_capability", isinstance(settings.gpu_compute_capability, str)
@@ -166,6 +170,8 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
         _check(host, key, value is None or (isinstance(value, list) and all(
             isinstance(v, str) and _URL_RE.match(v) for v in value)),
             "must be a list of http(s) or file URLs", value)
+    if settings.venv_path is not None:
+        _abs_path(host, "venv_path", settings.venv_path)
     if settings.pip_cert is not None:
         _abs_path(host, "pip_cert", settings.pip_cert)
     return settings

@@ -1,4 +1,7 @@
-"""Print the README's settings table from the Settings object (the one place they live)."""
+"""The README's settings table, from the Settings object (the one place settings live).
+
+    python scripts/settings_table.py [--write]   # print it, or rewrite it in README.md
+"""
 
 from __future__ import annotations
 
@@ -19,5 +22,16 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def write_readme(readme: Path) -> None:
+    """Replace the table between the README's settings markers."""
+    text = readme.read_text()
+    head, rest = text.split("<!-- settings:begin -->\n", 1)
+    _, tail = rest.split("\n<!-- settings:end -->", 1)
+    readme.write_text(f"{head}<!-- settings:begin -->\n{table()}\n<!-- settings:end -->{tail}")
+
+
 if __name__ == "__main__":
-    print(table())
+    if "--write" in sys.argv:
+        write_readme(Path(__file__).resolve().parent.parent / "README.md")
+    else:
+        print(table())

@@ -4,10 +4,14 @@ deploy removes the cause."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from operations.symptoms import match
-from tests.e2e.conftest import curl, deploy, lab, ssh, wait_for
+from tests.e2e.conftest import ROOT, curl, deploy, lab, ssh, wait_for
 
 # cause -> chart symptom key it must produce
 CAUSES = [
@@ -53,3 +57,35 @@ def test_cuda_graphs_are_fine_on_the_cu13_stack(lab_pair):
                                                       "--value sglang)/cmdline | tr '\\0' ' '"
                                              ).stdout
     deploy()  # put the profile's flags back
+
+
+def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:
+    junit = tmp_path / "verify.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "tests/verify", "-q", f"--junitxml={junit}"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return result, ET.parse(junit).getroot()
+
+
+def failures_by_test(junit: ET.Element) -> dict[str, str]:
+    return {case.get("name"): case.find("failure").get("message")
+            for case in junit.iter("testcase") if case.find("failure") is not None}
+
+
+def test_verification_passes_on_the_healthy_lab_fleet(lab_pair, tmp_path):
+    result, junit = verify_fleet(tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "fleet verification: host x check" in result.stdout
+    cases = [case.get("name") for case in junit.iter("testcase")]
+    assert "test_health[lab-1]" in cases and "test_health[lab-2]" in cases
+
+
+def test_verification_names_the_host_and_check_of_a_cause(lab_pair, tmp_path):
+    lab("cause", "lab-1", "libnuma")
+    result, junit = verify_fleet(tmp_path)
+    failures = failures_by_test(junit)
+    assert result.returncode == 1
+    assert "test_libnuma[lab-1]" in failures
+    assert "apt-get install -y libnuma-dev libnuma1" in failures["test_libnuma[lab-1]"]
+    assert not [name for name in failures if name.endswith("[lab-2]")]
+    assert deploy().returncode == 0

@@ -61,3 +61,15 @@ def test_every_lab_capture_agrees_across_its_three_formats(capture):
 
 def test_driver_major():
     assert nvidia.driver_major("570.153.02") == 570
+
+
+@pytest.mark.parametrize("host", ["h100-ubuntu2404", "h100-device"])
+def test_real_host_outputs_agree_across_formats(host):
+    folder = FIXTURES / "gpu-hosts" / host
+    header, row = (folder / "query-gpu.csv").read_text().splitlines()[:2]
+    [from_csv] = nvidia.parse_query_csv(f"{header}\n{row}\n")
+    driver, cuda, [from_plain] = nvidia.parse_plain((folder / "nvidia-smi.txt").read_text())
+    xml_driver, xml_cuda, [from_xml] = nvidia.parse_xml((folder / "nvidia-smi-q.xml").read_text())
+    assert (driver, cuda) == (xml_driver, xml_cuda) == ("580.159.04", "13.0")
+    assert from_csv.compute_cap == "9.0"
+    assert from_csv.memory_total_mib == from_plain.memory_total_mib == from_xml.memory_total_mib

@@ -1,0 +1,304 @@
+"""Verification of a serving host, as pure functions of evidence gathered with the deploy's own
+facts. ``pytest tests/verify`` gathers the evidence over testinfra; ``diagnose.py`` over pyinfra.
+
+Example::
+
+    evidence = gather(lambda fact, kwargs: run_fact(host, fact, kwargs), settings)
+    for finding in verify(settings, evidence):
+        print(finding.message("gpu-01"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from operations.facts import (
+    DISTRIBUTIONS_CODE,
+    GENERATE_CODE,
+    HEALTH_CODE,
+    SGLANG_DRY_PARSE_CODE,
+    TORCH_KERNEL_CODE,
+    FreeDiskGb,
+    JournalTail,
+    LibnumaLinked,
+    NvidiaGpus,
+    Pid1,
+    PortListener,
+    ProcessInfo,
+    PythonJson,
+    UnitState,
+)
+from operations.preflight import SERVICE_UNIT, evaluate
+from operations.python_env import arch_covers, pins_missing
+from operations.settings import Settings
+from operations.symptoms import BY_KEY, SYMPTOMS, Symptom, match
+
+FactRunner = Callable[[type, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    found: str
+    cause: str = ""
+    fix: str = ""
+    symptom: Symptom | None = None
+    evidence_line: str = ""
+
+    def message(self, host_name: str) -> str:
+        text = f"{host_name}: {self.check}: found {self.found}"
+        if self.symptom:
+            text += f"; chart symptom {self.symptom.symptom!r}"
+            if self.evidence_line:
+                text += f" (evidence: {self.evidence_line!r})"
+        if self.cause:
+            text += f"; likely cause: {self.cause}"
+        if self.fix:
+            text += f"; fix: {self.fix}"
+        return text
+
+
+def gather(get_fact: FactRunner, settings: Settings) -> dict[str, Any]:
+    """Everything the checks read from one host."""
+    stack = settings.stack_def()
+    python = settings.python
+    evidence: dict[str, Any] = {
+        "gpus": get_fact(NvidiaGpus, {}),
+        "free_gb": {path: get_fact(FreeDiskGb, {"path": path})
+                    for path in sorted({settings.install_dir, settings.model_cache_dir})},
+        "port": get_fact(PortListener, {"port": settings.port}),
+        "pid1": get_fact(Pid1, {}),
+        "libnuma": get_fact(LibnumaLinked, {}),
+        "venv": get_fact(PythonJson, {"python": python, "code": DISTRIBUTIONS_CODE}),
+        "torch": get_fact(PythonJson, {"python": python, "code": TORCH_KERNEL_CODE,
+                                       "args": (stack.torch_module, stack.kernel_module)}),
+        "unit": get_fact(UnitState, {"unit": SERVICE_UNIT}),
+        "journal": get_fact(JournalTail, {"unit": SERVICE_UNIT}),
+    }
+    pid = int(evidence["unit"].get("MainPID") or 0)
+    evidence["process"] = get_fact(ProcessInfo, {"pid": pid}) if pid else None
+    argv = (evidence["process"] or {}).get("argv", [])
+    if argv[1:3] == ["-m", "sglang.launch_server"]:
+        evidence["dry_parse"] = get_fact(PythonJson, {"python": python,
+                                                      "code": SGLANG_DRY_PARSE_CODE,
+                                                      "args": tuple(argv[3:])})
+    base = f"http://127.0.0.1:{settings.port}"
+    evidence["health"] = get_fact(PythonJson, {"python": "python3", "code": HEALTH_CODE,
+                                               "args": (f"{base}/health",)})
+    if evidence["health"].get("status") == 200:
+        evidence["generate"] = get_fact(PythonJson, {"python": "python3",
+                                                     "code": GENERATE_CODE,
+                                                     "args": (f"{base}/generate",)})
+    return evidence
+
+
+def _from_preflight(settings: Settings, ev: dict, names: set[str], check: str) -> Finding:
+    failures = [f for f in evaluate(settings, ev["gpus"], ev["free_gb"], None, "systemd")
+                if f.check in names]
+    if not failures:
+        return Finding(check, True, "as needed")
+    return Finding(check, False, "; ".join(f"{f.found} (needed {f.needed})" for f in failures),
+                   fix="; ".join(sorted({f.todo for f in failures})))
+
+
+def _journal_symptom(ev: dict) -> tuple[Symptom | None, str]:
+    found = match("\n".join(ev.get("journal") or []))
+    return found if found else (None, "")
+
+
+def check_disk(settings: Settings, ev: dict) -> Finding:
+    return _from_preflight(settings, ev, {"disk-space"}, "disk")
+
+
+def check_gpus(settings: Settings, ev: dict) -> Finding:
+    return _from_preflight(settings, ev, {"nvidia-driver", "gpu-count", "compute-capability",
+                                          "gpu-memory"}, "gpus")
+
+
+def check_driver(settings: Settings, ev: dict) -> Finding:
+    return _from_preflight(settings, ev, {"nvidia-driver", "driver-version"}, "driver")
+
+
+def check_libnuma(settings: Settings, ev: dict) -> Finding:
+    if ev["libnuma"]:
+        return Finding("libnuma", True, "libnuma.so.1 in the linker cache")
+    symptom = BY_KEY["libnuma-missing"]
+    return Finding("libnuma", False, "no libnuma.so.1 in `ldconfig -p`", symptom.cause,
+                   symptom.fix, symptom)
+
+
+def _venv_failure(check: str, error: str | None) -> Finding | None:
+    if not error:
+        return None
+    found = match(error)
+    if found:
+        return Finding(check, False, found[1], found[0].cause, found[0].fix, found[0], found[1])
+    last = error.strip().splitlines()[-1] if error.strip() else "the venv's python failed"
+    cause = ("a package of the stack is not installed in the venv" if "No module named" in last
+             else "the venv is missing or broken")
+    return Finding(check, False, last, cause, "run the deploy: pyinfra inventory.py deploy.py")
+
+
+def check_torch_arch(settings: Settings, ev: dict) -> Finding:
+    failure = _venv_failure("torch-arch", ev["torch"].get("error"))
+    if failure:
+        return failure
+    arch = ev["torch"]["arch_list"]
+    missing = sorted({g.compute_cap for g in ev["gpus"]["gpus"]
+                      if g.compute_cap and not arch_covers(arch, g.compute_cap)})
+    if not missing:
+        return Finding("torch-arch", True, f"torch {ev['torch']['torch']} arch list {arch}")
+    symptom = BY_KEY["no-kernel-image"]
+    return Finding("torch-arch", False, f"torch {ev['torch']['torch']} arch list {arch} "
+                   f"lacks compute capability {', '.join(missing)}", symptom.cause, symptom.fix,
+                   symptom)
+
+
+def check_kernel_abi(settings: Settings, ev: dict) -> Finding:
+    failure = _venv_failure("kernel-abi", ev["torch"].get("error")
+                            or ev["torch"].get("kernel_error"))
+    return failure or Finding("kernel-abi", True,
+                              f"{settings.stack_def().kernel_module} imports next to torch")
+
+
+def check_pins(settings: Settings, ev: dict) -> Finding:
+    if "error" in ev["venv"]:
+        return Finding("pins", False, f"no venv at {settings.venv_dir}",
+                       "the stack was never installed here", "run the deploy")
+    missing = pins_missing(settings.stack_def().packages, ev["venv"])
+    if not missing:
+        return Finding("pins", True, f"stack {settings.stack} pins installed")
+    return Finding("pins", False, ", ".join(missing), "the venv drifted from the stack",
+                   "run the deploy: it reinstalls exactly the stack's pins")
+
+
+def check_unit(settings: Settings, ev: dict) -> Finding:
+    unit = ev["unit"]
+    if "error" in unit:
+        return Finding("unit", False, f"no systemd here ({unit['error']}; PID 1 is "
+                       f"{ev['pid1']!r})", "the host does not run systemd as PID 1",
+                       "run on a host booted with systemd")
+    state = (unit.get("UnitFileState"), unit.get("ActiveState"))
+    if state == ("enabled", "active"):
+        return Finding("unit", True, f"{SERVICE_UNIT} enabled and active")
+    symptom, line = _journal_symptom(ev)
+    return Finding("unit", False, f"{SERVICE_UNIT} {state[0] or 'missing'} and {state[1]} "
+                   f"(result {unit.get('Result')}, status {unit.get('ExecMainStatus')})",
+                   symptom.cause if symptom else "the server exits or was never deployed",
+                   symptom.fix if symptom else "see `journalctl -u sglang`; run the deploy",
+                   symptom, line)
+
+
+def check_user(settings: Settings, ev: dict) -> Finding:
+    process = ev.get("process")
+    if not process:
+        return Finding("user", False, "no running server process",
+                       "the service is not running", "see the unit check")
+    if process["user"] == settings.service_user:
+        return Finding("user", True, f"runs as {process['user']}")
+    return Finding("user", False, f"runs as {process['user']}, not {settings.service_user}",
+                   "the unit was written by something else", "run the deploy")
+
+
+def check_argv(settings: Settings, ev: dict) -> Finding:
+    if "dry_parse" not in ev:
+        return Finding("argv", False, "no running sglang.launch_server to check",
+                       "the service is not running", "see the unit check")
+    result = ev["dry_parse"]
+    if "error" not in result:
+        return Finding("argv", True, "the running argv parses with the installed SGLang")
+    said = next((line for line in reversed(result["error"].splitlines()) if "error:" in line),
+                result["error"].strip()[-200:])
+    return Finding("argv", False, said, "flags the installed SGLang does not accept",
+                   "run the deploy: it renders the profile's intents for this SGLang")
+
+
+def check_port(settings: Settings, ev: dict) -> Finding:
+    holders = ev["port"]
+    if holders and all(h["unit"] == SERVICE_UNIT for h in holders):
+        return Finding("port", True, f"port {settings.port} held by {SERVICE_UNIT}")
+    if holders is None:
+        return Finding("port", False, f"nothing listens on port {settings.port}",
+                       "the server is not up", "see the unit and health checks")
+    who = ", ".join(f"pid {h['pid']} ({h['comm']}, {h['unit'] or 'no unit'})" for h in holders)
+    return Finding("port", False, f"port {settings.port} held by {who or 'an unseen process'}",
+                   "another process holds the port (a stale container?)",
+                   "stop it: docker rm -f sglang, or choose another port")
+
+
+def check_health(settings: Settings, ev: dict) -> Finding:
+    status = ev["health"].get("status")
+    if status == 200:
+        return Finding("health", True, "/health answered 200")
+    symptom, line = _journal_symptom(ev)
+    if status == 503:
+        symptom = symptom or BY_KEY["health-503"]
+    return Finding("health", False, f"/health answered {status or 'nothing'}",
+                   symptom.cause if symptom else "the server is not up",
+                   symptom.fix if symptom else "see `journalctl -u sglang`", symptom, line)
+
+
+def check_inference(settings: Settings, ev: dict) -> Finding:
+    reply = ev.get("generate")
+    if reply and reply.get("tokens"):
+        return Finding("inference", True, f"/generate returned {reply['tokens']} tokens")
+    found = reply.get("failure") if reply else "no answer (health failed)"
+    return Finding("inference", False, f"/generate: {found}", "the server cannot generate",
+                   "see the health check and `journalctl -u sglang`")
+
+
+def check_gpu_memory_use(settings: Settings, ev: dict) -> Finding:
+    fraction = settings.mem_fraction_static or settings.profile_def().mem_fraction_static
+    over = [g for g in ev["gpus"]["gpus"] if g.memory_used_mib is not None
+            and g.memory_used_mib > g.memory_total_mib * fraction + settings.gpu_memory_slack_mib]
+    shown = ", ".join(f"GPU {g.index} {g.memory_used_mib}/{g.memory_total_mib} MiB"
+                      for g in ev["gpus"]["gpus"])
+    if not shown:
+        return Finding("gpu-memory-use", False, "no GPU to read", "see the gpus check")
+    if not over:
+        return Finding("gpu-memory-use", True, shown)
+    return Finding("gpu-memory-use", False, f"{shown}: above {fraction:g} of total + "
+                   f"{settings.gpu_memory_slack_mib} MiB", "another process uses the GPU, or "
+                   "the server uses more than its static fraction", "check `nvidia-smi`; lower "
+                   "mem_fraction_static", BY_KEY["health-503"])
+
+
+CHECKS: dict[str, Callable[[Settings, dict], Finding]] = {
+    "disk": check_disk,
+    "gpus": check_gpus,
+    "driver": check_driver,
+    "libnuma": check_libnuma,
+    "torch-arch": check_torch_arch,
+    "kernel-abi": check_kernel_abi,
+    "pins": check_pins,
+    "unit": check_unit,
+    "user": check_user,
+    "argv": check_argv,
+    "port": check_port,
+    "health": check_health,
+    "inference": check_inference,
+    "gpu-memory-use": check_gpu_memory_use,
+}
+
+
+def verify(settings: Settings, evidence: dict) -> list[Finding]:
+    return [check(settings, evidence) for check in CHECKS.values()]
+
+
+def restarts_grew(before: dict, after: dict) -> Finding:
+    """A restart loop shows as NRestarts growing between two reads."""
+    if "error" in before or "error" in after:
+        return Finding("restarts", False, f"no systemd: {before.get('error')}",
+                       "the host does not run systemd", "run on a host booted with systemd")
+    first, last = int(before.get("NRestarts") or 0), int(after.get("NRestarts") or 0)
+    if last == first:
+        return Finding("restarts", True, f"NRestarts stayed {last}")
+    return Finding("restarts", False, f"NRestarts grew from {first} to {last} during the run",
+                   "the server crashes and systemd restarts it",
+                   "see `journalctl -u sglang` (diagnose.py names the symptom)")
+
+
+__all__ = ["CHECKS", "Finding", "SYMPTOMS", "gather", "restarts_grew", "verify"]

@@ -1,0 +1,144 @@
+"""Fleet verification with testinfra: the hosts and settings come from the same inventory the
+deploy uses (``inventory.py``: your fleet, else the lab); ``--hosts`` still works for one-off
+runs (settings then come from the defaults and ``--sglang-data key=value``).
+
+Evidence is gathered from every host in parallel once, with the deploy's own facts; each test is
+one check on one host. The run ends with a host x check table; ``--junitxml`` gives JUnit XML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+from operations.checks import gather
+from operations.settings import Settings, fleet_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Target:
+    name: str
+    host: Any  # testinfra.host.Host
+    settings: Settings
+
+
+def pytest_addoption(parser):
+    parser.addoption("--sglang-data", action="append", default=[],
+                     help="key=value (JSON values allowed) settings for --hosts runs")
+
+
+def run_fact(host, fact_class, kwargs: dict[str, Any]):
+    """Run one of the deploy's pyinfra facts over testinfra: same command, same parser."""
+    fact = fact_class()
+    result = host.run(fact.command(**kwargs))
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return fact.process(lines) if lines or not hasattr(fact, "default") else fact.default()
+
+
+def _ssh_config(data: dict) -> str | None:
+    if data.get("ssh_strict_host_key_checking") != "no":
+        return None
+    handle, path = tempfile.mkstemp(prefix="verify-ssh-", suffix=".conf")
+    os.write(handle, b"Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n")
+    os.close(handle)
+    return path
+
+
+def _inventory_targets() -> list[Target]:
+    from pyinfra_cli.inventory import make_inventory
+
+    inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
+    data = {h.name: h.data.dict() for h in inventory}
+    settings = fleet_settings(data)
+    targets = []
+    for name, host_data in data.items():
+        address = host_data.get("ssh_hostname") or name
+        user = host_data.get("ssh_user") or "root"
+        port = host_data.get("ssh_port") or 22
+        kwargs = {k: v for k, v in {"ssh_identity_file": host_data.get("ssh_key"),
+                                    "ssh_config": _ssh_config(host_data)}.items() if v}
+        host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
+        targets.append(Target(name, host, settings[name]))
+    return targets
+
+
+def _cli_targets(config) -> list[Target]:
+    data: dict[str, Any] = {}
+    for item in config.getoption("--sglang-data"):
+        key, _, value = item.partition("=")
+        try:
+            data[key] = json.loads(value)
+        except ValueError:
+            data[key] = value
+    hosts = testinfra.get_hosts(config.getoption("hosts").split(","),
+                                ssh_config=config.getoption("ssh_config"),
+                                ssh_identity_file=config.getoption("ssh_identity_file"))
+    names = [str(h.backend.get_pytest_id()) for h in hosts]
+    settings = fleet_settings({name: data for name in names})
+    return [Target(name, host, settings[name]) for name, host in zip(names, hosts, strict=True)]
+
+
+def pytest_configure(config):
+    if config.getoption("hosts", None):
+        config._sglang_targets = _cli_targets(config)
+    else:
+        config._sglang_targets = _inventory_targets()
+    config._sglang_results = {}
+
+
+def pytest_generate_tests(metafunc):
+    if "target" in metafunc.fixturenames:
+        targets = metafunc.config._sglang_targets
+        metafunc.parametrize("target", targets, ids=[t.name for t in targets])
+
+
+@pytest.fixture(scope="session")
+def evidence(request) -> dict[str, dict]:
+    """Evidence from every host, gathered in parallel once."""
+    targets = request.config._sglang_targets
+
+    def one(target: Target) -> dict:
+        try:
+            return gather(lambda fact, kwargs: run_fact(target.host, fact, kwargs),
+                          target.settings)
+        except Exception as error:  # unreachable host: every check reports it
+            return {"unreachable": f"{type(error).__name__}: {error}"}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        return dict(zip([t.name for t in targets], pool.map(one, targets), strict=True))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    target = getattr(item, "callspec", None) and item.callspec.params.get("target")
+    if target is not None and report.when == "call":
+        check = item.originalname.removeprefix("test_").replace("_", "-")
+        item.config._sglang_results[(target.name, check)] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = config._sglang_results
+    if not results:
+        return
+    hosts = list(dict.fromkeys(h for h, _ in results))
+    checks = list(dict.fromkeys(c for _, c in results))
+    width = max(len(c) for c in checks)
+    terminalreporter.section("fleet verification: host x check")
+    terminalreporter.write_line(f"{'check':<{width}}  " + "  ".join(hosts))
+    for check in checks:
+        cells = [results.get((host, check), "-").replace("passed", "pass")
+                 .replace("failed", "FAIL") for host in hosts]
+        terminalreporter.write_line(f"{check:<{width}}  " + "  ".join(
+            f"{cell:<{len(host)}}" for cell, host in zip(cells, hosts, strict=True)))

@@ -1,0 +1,87 @@
+"""One test per check per host. Each failure says what was found, the chart symptom it matches,
+the likely cause and the fix (operations/checks.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations import checks
+from operations.facts import UnitState
+from operations.preflight import SERVICE_UNIT
+from tests.verify.conftest import run_fact
+
+
+def _check(name: str, target, evidence) -> None:
+    gathered = evidence[target.name]
+    if "unreachable" in gathered:
+        pytest.fail(f"{target.name}: unreachable: {gathered['unreachable']}")
+    finding = checks.CHECKS[name](target.settings, gathered)
+    if not finding.ok:
+        pytest.fail(finding.message(target.name), pytrace=False)
+
+
+def test_disk(target, evidence):
+    _check("disk", target, evidence)
+
+
+def test_gpus(target, evidence):
+    _check("gpus", target, evidence)
+
+
+def test_driver(target, evidence):
+    _check("driver", target, evidence)
+
+
+def test_libnuma(target, evidence):
+    _check("libnuma", target, evidence)
+
+
+def test_torch_arch(target, evidence):
+    _check("torch-arch", target, evidence)
+
+
+def test_kernel_abi(target, evidence):
+    _check("kernel-abi", target, evidence)
+
+
+def test_pins(target, evidence):
+    _check("pins", target, evidence)
+
+
+def test_unit(target, evidence):
+    _check("unit", target, evidence)
+
+
+def test_user(target, evidence):
+    _check("user", target, evidence)
+
+
+def test_argv(target, evidence):
+    _check("argv", target, evidence)
+
+
+def test_port(target, evidence):
+    _check("port", target, evidence)
+
+
+def test_health(target, evidence):
+    _check("health", target, evidence)
+
+
+def test_inference(target, evidence):
+    _check("inference", target, evidence)
+
+
+def test_gpu_memory_use(target, evidence):
+    _check("gpu-memory-use", target, evidence)
+
+
+def test_restarts(target, evidence):
+    """Read last: a restart loop shows as NRestarts growing since the evidence was gathered."""
+    gathered = evidence[target.name]
+    if "unreachable" in gathered:
+        pytest.fail(f"{target.name}: unreachable: {gathered['unreachable']}")
+    now = run_fact(target.host, UnitState, {"unit": SERVICE_UNIT})
+    finding = checks.restarts_grew(gathered["unit"], now)
+    if not finding.ok:
+        pytest.fail(finding.message(target.name), pytrace=False)
