@@ -147,8 +147,8 @@ def check_torch_arch(settings: Settings, ev: dict) -> Finding:
     if failure:
         return failure
     arch = ev["torch"]["arch_list"]
-    missing = sorted({g.compute_cap for g in ev["gpus"]["gpus"]
-                      if g.compute_cap and not arch_covers(arch, g.compute_cap)})
+    missing = sorted({g["compute_cap"] for g in ev["gpus"]["gpus"]
+                      if g["compute_cap"] and not arch_covers(arch, g["compute_cap"])})
     if not missing:
         return Finding("torch-arch", True, f"torch {ev['torch']['torch']} arch list {arch}")
     symptom = BY_KEY["no-kernel-image"]
@@ -252,9 +252,10 @@ def check_inference(settings: Settings, ev: dict) -> Finding:
 
 def check_gpu_memory_use(settings: Settings, ev: dict) -> Finding:
     fraction = settings.mem_fraction_static or settings.profile_def().mem_fraction_static
-    over = [g for g in ev["gpus"]["gpus"] if g.memory_used_mib is not None
-            and g.memory_used_mib > g.memory_total_mib * fraction + settings.gpu_memory_slack_mib]
-    shown = ", ".join(f"GPU {g.index} {g.memory_used_mib}/{g.memory_total_mib} MiB"
+    allowed = {g["index"]: g["memory_total_mib"] * fraction + settings.gpu_memory_slack_mib
+               for g in ev["gpus"]["gpus"]}
+    over = [g for g in ev["gpus"]["gpus"] if (g["memory_used_mib"] or 0) > allowed[g["index"]]]
+    shown = ", ".join(f"GPU {g['index']} {g['memory_used_mib']}/{g['memory_total_mib']} MiB"
                       for g in ev["gpus"]["gpus"])
     if not shown:
         return Finding("gpu-memory-use", False, "no GPU to read", "see the gpus check")

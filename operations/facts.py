@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import asdict
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -35,7 +36,8 @@ def _split_status(output: list[str]) -> tuple[list[str], int]:
 class NvidiaGpus(FactBase):
     """GPUs, driver and CUDA version as nvidia-smi reports them.
 
-    Returns ``{"driver": str|None, "cuda": str|None, "gpus": [Gpu, ...], "error": str|None}``;
+    Returns ``{"driver": str|None, "cuda": str|None, "gpus": [{index, name, memory_total_mib,
+    memory_used_mib, driver_version, compute_cap}, ...], "error": str|None}``;
     ``error`` holds nvidia-smi's own words when it is missing or cannot reach the driver.
     """
 
@@ -55,8 +57,9 @@ class NvidiaGpus(FactBase):
         split = lines.index("---") if "---" in lines else len(lines)
         gpus = nvidia.parse_query_csv("\n".join(lines[:split]))
         driver, cuda, _ = nvidia.parse_plain("\n".join(lines[split + 1:]))
+        # Plain dicts: facts must be JSON data (`pyinfra HOST fact ...` prints them).
         return {"driver": driver or (gpus[0].driver_version if gpus else None), "cuda": cuda,
-                "gpus": gpus, "error": None}
+                "gpus": [asdict(gpu) for gpu in gpus], "error": None}
 
 
 class FreeDiskGb(FactBase):

@@ -55,14 +55,14 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
             failures.append(Failure("gpu-count", "no GPU", "at least one GPU",
                                     "check that the GPUs are visible to nvidia-smi"))
     for gpu in gpus.get("gpus", []):
-        if gpu.compute_cap != settings.gpu_compute_capability:
+        if gpu["compute_cap"] != settings.gpu_compute_capability:
             failures.append(Failure(
-                "compute-capability", f"GPU {gpu.index} {gpu.name} compute capability "
-                f"{gpu.compute_cap}", f"{settings.gpu_compute_capability} (RTX 5090, sm_120)",
+                "compute-capability", f"GPU {gpu['index']} {gpu['name']} compute capability "
+                f"{gpu['compute_cap']}", f"{settings.gpu_compute_capability} (RTX 5090, sm_120)",
                 "run on RTX 5090 hosts, or set gpu_compute_capability for this host"))
-        if gpu.memory_total_mib < settings.min_gpu_memory_mib:
+        if gpu["memory_total_mib"] < settings.min_gpu_memory_mib:
             failures.append(Failure(
-                "gpu-memory", f"GPU {gpu.index} {gpu.name} {gpu.memory_total_mib} MiB",
+                "gpu-memory", f"GPU {gpu['index']} {gpu['name']} {gpu['memory_total_mib']} MiB",
                 f">= {settings.min_gpu_memory_mib} MiB (32 GB class)",
                 "use a 32 GB GPU, or set min_gpu_memory_mib for this host"))
     for path, free in free_gb.items():

@@ -156,7 +156,7 @@ def stack_checked(settings: Settings):
         return  # prepare phase of a first run: the venv is created by the stage before
     result = host.get_fact(PythonJson, python=settings.python, code=TORCH_KERNEL_CODE,
                            args=(stack.torch_module, stack.kernel_module))
-    capabilities = [g.compute_cap for g in host.get_fact(NvidiaGpus)["gpus"] if g.compute_cap]
+    capabilities = [g["compute_cap"] for g in host.get_fact(NvidiaGpus)["gpus"] if g["compute_cap"]]
     messages = check_messages(host.name, result, capabilities)
     if messages:
         yield fail(messages)

@@ -22,8 +22,7 @@ ARGV = ["/opt/sglang/venv/bin/python", "-m", "sglang.launch_server", "--port", "
 
 def healthy_evidence(**changes) -> dict:
     gpus = gpus_from(CAPTURES / "rtx5090-570")
-    gpus["gpus"] = [g.__class__(**{**g.__dict__, "memory_used_mib": 21000})
-                    for g in gpus["gpus"]]
+    gpus["gpus"] = [{**g, "memory_used_mib": 21000} for g in gpus["gpus"]]
     evidence = {
         "gpus": gpus, "free_gb": {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0},
         "port": [{"pid": 812, "comm": "python", "unit": "sglang.service"}], "pid1": "systemd",
@@ -115,8 +114,7 @@ def test_wrong_user_and_drifted_pins_fail():
 
 def test_gpu_memory_above_the_profiles_fraction_fails():
     gpus = gpus_from(CAPTURES / "rtx5090-570")
-    gpus["gpus"] = [gpus["gpus"][0].__class__(**{**gpus["gpus"][0].__dict__,
-                                                 "memory_used_mib": 31000})]
+    gpus["gpus"] = [{**gpus["gpus"][0], "memory_used_mib": 31000}]
     assert "31000/32607" in failed(healthy_evidence(gpus=gpus))["gpu-memory-use"].found
 
 

@@ -73,3 +73,17 @@ def test_real_host_outputs_agree_across_formats(host):
     assert (driver, cuda) == (xml_driver, xml_cuda) == ("580.159.04", "13.0")
     assert from_csv.compute_cap == "9.0"
     assert from_csv.memory_total_mib == from_plain.memory_total_mib == from_xml.memory_total_mib
+
+
+def test_gpu_fact_is_json_data_for_pyinfras_fact_command():
+    """Found on the real H100 host: `pyinfra @local fact ...NvidiaGpus` could not print
+    dataclasses; the fact now returns plain dicts."""
+    import json
+
+    from operations.facts import NvidiaGpus
+    header, row = (H100 / "query-gpu.csv").read_text().splitlines()[:2]
+    bare = f"0, {row.split(', ')[1]}, 81559, 0, 580.159.04, 9.0"
+    plain = (H100 / "nvidia-smi.txt").read_text().splitlines()[:4]
+    fact = NvidiaGpus().process([bare, "---", *plain, "__exit__=0"])
+    assert json.loads(json.dumps(fact))["gpus"][0]["compute_cap"] == "9.0"
+    assert (fact["driver"], fact["cuda"]) == ("580.159.04", "13.0")

@@ -3,7 +3,7 @@ fails with one line per check naming host, check, found, needed and what to do."
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from operations import nvidia
 from operations.preflight import checklist, evaluate
@@ -17,7 +17,7 @@ def gpus_from(folder, count: int = 1) -> dict:
     [gpu] = nvidia.parse_query_csv("\n".join(header_and_row))
     driver, cuda, _ = nvidia.parse_plain((folder / "nvidia-smi.txt").read_text())
     return {"driver": driver, "cuda": cuda, "error": None,
-            "gpus": [replace(gpu, index=i) for i in range(count)]}
+            "gpus": [asdict(replace(gpu, index=i)) for i in range(count)]}
 
 
 RTX5090_570 = gpus_from(CAPTURES / "rtx5090-570")
@@ -30,7 +30,7 @@ def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", **d
 
 
 def test_rtx5090_with_32607_mib_on_driver_570_passes():
-    assert RTX5090_570["gpus"][0].memory_total_mib == 32607
+    assert RTX5090_570["gpus"][0]["memory_total_mib"] == 32607
     assert failures() == []
 
 
