@@ -11,25 +11,19 @@ Example::
 
 from __future__ import annotations
 
-import json
-import shlex
-from pathlib import Path
-
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
+from operations import remediation, service
+from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
+from operations.outcome import fail
+from operations.report import note
 from operations.settings import Settings
-from operations.symptoms import SYMPTOMS
 
 UNIT = "sglang.service"
-CHECK_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_check.py").read_text()
-
-def symptom_table() -> str:
-    return json.dumps([[s.symptom, s.signature.pattern, s.cause, s.fix] for s in SYMPTOMS])
-
 
 def _health_status(settings: Settings) -> int:
     probe = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
@@ -58,12 +52,19 @@ def enabled_and_running() -> None:
 
 @operation(is_idempotent=True)
 def serving(settings: Settings, restart: OperationMeta):
-    """After a restart, wait (bounded) for /health 200 and a generate that returns tokens.
+    """After a restart, wait (bounded) for /health 200 and a generate that returns tokens; if
+    that fails, name the chart symptom and (``remediate``) apply its fix, bounded.
 
     + settings: the host's validated settings
     + restart: the restart operation of this run
     """
     if not restart.changed:
         return  # it answered 200 before this run and nothing changed
-    yield StringCommand(shlex.join(["python3", "-c", CHECK_CODE, str(settings.port),
-                                    str(settings.health_timeout_s), UNIT, symptom_table()]))
+    diagnosis = diagnose(remediation.health_now(settings, settings.health_timeout_s))
+    if diagnosis.healthy:
+        return
+    note(host.name, diagnosis.lines(host.name)[0].split(": ", 1)[1])
+    if not settings.remediate:
+        yield fail(diagnosis.lines(host.name))
+        return
+    yield from remediation.steps(settings, diagnosis, service.written)

@@ -43,6 +43,16 @@ PROFILES: dict[str, Profile] = {
             environment=dict(_STABLE_ENV),
         ),
         Profile(
+            name="fast",
+            description="Throughput first: CUDA graphs, radix cache and FlashInfer on. Segfaults "
+            "on sm_120 with the chart-era kernel build; deploy falls back to minimal-stable.",
+            cuda_graph=True,
+            radix_cache=True,
+            flashinfer=True,
+            attention_backend=None,
+            environment={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"},
+        ),
+        Profile(
             name="debugging",
             description="minimal-stable plus the chart's debugging environment, ptrace and "
             "core dumps.",

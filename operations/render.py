@@ -21,6 +21,7 @@ INTENT_FLAGS: dict[str, list[list[str]]] = {
     "custom_all_reduce_off": [["--disable-custom-all-reduce"]],
     "radix_cache_off": [["--disable-radix-cache"]],
     "flashinfer_off": [["--disable-flashinfer"], ["--sampling-backend", "pytorch"]],
+    "flashinfer_on": [["--sampling-backend", "flashinfer"], []],
     "trust_remote_code": [["--trust-remote-code"]],
 }
 
@@ -41,6 +42,7 @@ def _intents(profile: Profile) -> list[str]:
         "custom_all_reduce_off": not profile.custom_all_reduce,
         "radix_cache_off": not profile.radix_cache,
         "flashinfer_off": not profile.flashinfer,
+        "flashinfer_on": profile.flashinfer,
         "trust_remote_code": profile.trust_remote_code,
     }
     return [intent for intent, on in wanted.items() if on]
@@ -75,5 +77,6 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
     if profile.attention_backend:
         argv += ["--attention-backend", profile.attention_backend]
     argv += list(settings.extra_flags)
-    environment = {"HF_HOME": settings.model_cache_dir, **profile.environment}
+    environment = {"HF_HOME": settings.model_cache_dir, **profile.environment,
+                   **settings.environment}
     return ServerCommand(argv=argv, environment=environment)

@@ -8,6 +8,7 @@ from pyinfra import state
 from pyinfra.api.state import BaseStateCallback
 
 _outcomes: dict[str, str] = {}
+_notes: dict[str, list[str]] = {}
 _registered: list[str] = []
 
 
@@ -31,11 +32,18 @@ def _print_summary(verb: str) -> None:
     print(f"\n--> Fleet summary ({verb}):")
     for name in names:
         print(f"    {name:<{width}}  {_outcomes.get(name, ok)}")
+        for text in dict.fromkeys(_notes.get(name, [])):
+            print(f"    {'':<{width}}  {text}")
     failed = [n for n in names if n in _outcomes]
     if failed:
         print(f"--> {len(failed)} of {len(names)} hosts failed: {', '.join(failed)}")
     else:
         print(f"--> all {len(names)} hosts {ok}")
+
+
+def note(host_name: str, text: str) -> None:
+    """A line shown under the host in the summary (a diagnosis, a fallback in use)."""
+    _notes.setdefault(host_name, []).append(text)
 
 
 def fleet_report(verb: str) -> None:

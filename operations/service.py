@@ -19,6 +19,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.operations import files
 
+from operations import remediation
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -28,6 +29,7 @@ from operations.facts import (
 )
 from operations.outcome import fail
 from operations.render import RenderError, ServerCommand, server_command
+from operations.report import note
 from operations.settings import Settings
 
 UNIT_PATH = "/etc/systemd/system/sglang.service"
@@ -72,13 +74,23 @@ def rejection(host_name: str, result: dict, sglang_version: str) -> str:
 
 @operation(is_idempotent=True)
 def configured(settings: Settings):
-    """Render, dry-parse and write the unit and its environment file.
+    """Render, dry-parse and write the unit and its environment file, with any fallback the
+    remediation recorded on the host on top of the settings.
 
     + settings: the host's validated settings
     """
     if not host.get_fact(VenvExists, venv=settings.venv_dir):
         yield f"echo 'render {UNIT_PATH} once the venv exists'"
         return  # prepare phase of a first run; at execution the venv exists
+    record = remediation.read_record(settings)
+    if record.get("overrides"):
+        note(host.name, f"runs on a fallback: {record['overrides']} "
+                        f"({record['history'][-1]['remedy'] if record.get('history') else ''})")
+    yield from written(remediation.effective(settings, record))
+
+
+def written(settings: Settings):
+    """The commands that render, dry-parse and write the unit for ``settings``."""
     parser = host.get_fact(PythonJson, python=settings.python, code=SGLANG_OPTIONS_CODE)
     if "error" in parser:
         yield fail([f"{host.name}: cannot read the installed SGLang's flags: "

@@ -59,6 +59,9 @@ class Settings:
     health_timeout_s: int = _setting(900, "How long to wait for /health to answer 200.")
     gpu_memory_slack_mib: int = _setting(3072, "GPU memory in use allowed above the profile's "
                                          "static fraction (verification).")
+    environment: dict = _setting({}, "Extra environment variables for the server.")
+    remediate: bool = _setting(True, "Apply the chart's fix when health fails after a change "
+                               "(diagnose.py: only with --data remediate=true).")
     pip_index_url: str | None = _setting(None, "Replaces the stack's pip index URL.")
     pip_extra_index_urls: list | None = _setting(None, "Replaces the stack's extra index URLs.")
     pip_find_links: list | None = _setting(None, "Replaces the stack's find-links (wheelhouse).")
@@ -105,6 +108,8 @@ def _abs_path(host: str, key: str, value: Any) -> None:
 def validate(host: str, data: dict[str, Any]) -> Settings:
     """Build one host's settings from its data, or raise SettingsError naming host and key."""
     values = {k: data[k] for k in SETTING_NAMES if k in data and data[k] is not None}
+    if str(values.get("remediate")).lower() in ("true", "false"):  # pyinfra --data gives text
+        values["remediate"] = str(values["remediate"]).lower() == "true"
     settings = Settings(**values)
     stacks = {**STACKS, **settings.custom_stacks}
     _check(host, "custom_stacks", all(isinstance(s, Stack) for s in stacks.values()),
@@ -170,6 +175,13 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
         _check(host, key, value is None or (isinstance(value, list) and all(
             isinstance(v, str) and _URL_RE.match(v) for v in value)),
             "must be a list of http(s) or file URLs", value)
+    _check(host, "environment", isinstance(settings.environment, dict) and all(
+        isinstance(k, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", k) and isinstance(v, str)
+        and _FLAG_WORD_RE.match(v) for k, v in settings.environment.items()),
+        "must map NAME to a value of letters, digits and . _ : / = , + @ -",
+        settings.environment)
+    _check(host, "remediate", isinstance(settings.remediate, bool), "must be true or false",
+           settings.remediate)
     if settings.venv_path is not None:
         _abs_path(host, "venv_path", settings.venv_path)
     if settings.pip_cert is not None:

@@ -76,7 +76,7 @@ def test_service_refuses_an_argv_the_installed_sglang_rejects():
     rejection = ("usage: sglang.launch_server [-h]\nsglang.launch_server: error: ambiguous "
                  "option: --disable-flashinfer could match --disable-flashinfer-autotune, "
                  "--disable-flashinfer-cutlass-moe-fp4-allgather")
-    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}}
+    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "FileContents": None}
     fake = FakeHost("lab-1", facts)
     answers = iter([{"version": PINNED, "options": sorted(options())},
                     {"error": rejection, "status": 2}])

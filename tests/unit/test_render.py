@@ -32,12 +32,27 @@ def command_for(profile: str, stack: str, gpus: int = 1, **data):
 def test_every_profile_on_every_stack_parses_with_pinned_sglang(profile, stack):
     _, command = command_for(profile, stack)
     parsed = dry_parse(command.argv[3:])
+    intents = PROFILES[profile]
     assert parsed.model_path == "Qwen/Qwen3-32B-AWQ"
-    assert parsed.attention_backend == "torch_native"
-    assert parsed.sampling_backend == "pytorch"  # FlashInfer off, said the 0.5.23 way
+    assert parsed.attention_backend == intents.attention_backend
+    # FlashInfer off is said the 0.5.23 way: the pytorch sampling backend
+    assert parsed.sampling_backend == ("flashinfer" if intents.flashinfer else "pytorch")
+    assert parsed.disable_cuda_graph == (not intents.cuda_graph)
+    assert parsed.disable_radix_cache == (not intents.radix_cache)
+    assert parsed.disable_custom_all_reduce == (not intents.custom_all_reduce)
+    assert parsed.trust_remote_code
+    assert (parsed.max_total_tokens, parsed.mem_fraction_static) == (
+        intents.max_total_tokens, intents.mem_fraction_static)
+
+
+def test_minimal_stable_is_the_charts_template():
+    _, command = command_for("minimal-stable", "cu13-stable")
+    parsed = dry_parse(command.argv[3:])
+    assert (parsed.attention_backend, parsed.sampling_backend) == ("torch_native", "pytorch")
     assert parsed.disable_cuda_graph and parsed.disable_radix_cache
     assert parsed.disable_custom_all_reduce and parsed.trust_remote_code
     assert (parsed.max_total_tokens, parsed.mem_fraction_static) == (1024, 0.65)
+    assert parsed.quantization == "awq"
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))

@@ -1,0 +1,69 @@
+"""Name a host's trouble from its evidence: healthy, one of the chart's symptoms (with the
+evidence line that matched, the cause and the fix), or unknown with the journal's last lines.
+
+Example::
+
+    diagnosis = diagnose(evidence)      # evidence from operations.checks.gather
+    print("\\n".join(diagnosis.lines("gpu-01")))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from operations.symptoms import BY_KEY, Symptom, match
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    healthy: bool
+    summary: str
+    symptom: Symptom | None = None
+    evidence_line: str = ""
+    journal_tail: list[str] = field(default_factory=list)
+
+    def lines(self, host_name: str) -> list[str]:
+        if self.healthy:
+            return [f"{host_name}: healthy ({self.summary})"]
+        if self.symptom:
+            return [f"{host_name}: {self.summary}; chart symptom {self.symptom.symptom!r}: "
+                    f"evidence {self.evidence_line!r}; cause: {self.symptom.cause}; "
+                    f"fix: {self.symptom.fix}"]
+        return [f"{host_name}: {self.summary}; no chart symptom matched; last journal lines:",
+                *(f"{host_name}:   {line}" for line in self.journal_tail[-15:])]
+
+
+def _state(evidence: dict[str, Any]) -> str:
+    unit = evidence.get("unit") or {}
+    if "error" in unit:
+        return f"no systemd ({unit['error']})"
+    text = f"sglang.service {unit.get('ActiveState')}/{unit.get('SubState')}"
+    if unit.get("Result") not in (None, "", "success"):
+        text += f", result {unit['Result']} (status {unit.get('ExecMainStatus')})"
+    if unit.get("NRestarts") not in (None, "", "0"):
+        text += f", restarted {unit['NRestarts']} times"
+    health = (evidence.get("health") or {}).get("status")
+    return f"{text}, /health {health or 'no answer'}"
+
+
+def diagnose(evidence: dict[str, Any]) -> Diagnosis:
+    """Pure: tested on excerpts of real logs (tests/unit/test_diagnosis.py)."""
+    summary = _state(evidence)
+    tokens = (evidence.get("generate") or {}).get("tokens")
+    if (evidence.get("health") or {}).get("status") == 200 and tokens:
+        return Diagnosis(True, f"{summary}, /generate returned {tokens} tokens")
+    journal = list(evidence.get("journal") or [])
+    torch = evidence.get("torch") or {}
+    sources = ["\n".join(journal), torch.get("kernel_error") or "", torch.get("error") or "",
+               (evidence.get("wait") or {}).get("reason", "")]
+    for source in sources:
+        found = match(source)
+        if found:
+            return Diagnosis(False, summary, found[0], found[1], journal)
+    if evidence.get("libnuma") is False:
+        return Diagnosis(False, summary, BY_KEY["libnuma-missing"],
+                         "ldconfig -p lists no libnuma.so.1", journal)
+    if (evidence.get("health") or {}).get("status") == 503:
+        return Diagnosis(False, summary, BY_KEY["health-503"], "/health answered 503", journal)
+    return Diagnosis(False, summary, None, "", journal)
