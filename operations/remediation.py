@@ -28,6 +28,7 @@ from pyinfra.facts.files import FileContents
 from operations.diagnosis import Diagnosis, diagnose
 from operations.facts import JournalTail, LibnumaLinked, PythonJson, UnitState
 from operations.outcome import fail
+from operations.report import note
 from operations.settings import Settings
 
 MAX_STEPS = 3
@@ -162,6 +163,7 @@ def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[String
         yield StringCommand("systemctl daemon-reload && systemctl restart sglang.service")
         diagnosis = diagnose(health_now(settings, settings.health_timeout_s))
     if diagnosis.healthy:
+        note(host.name, f"remediated: {'; '.join(taken)}; healthy again")
         return
     lines = [f"{host.name}: unhealthy: {line.split(': ', 1)[1]}"
              for line in original.lines(host.name)[:1]]

@@ -32,7 +32,9 @@ SYMPTOMS: tuple[Symptom, ...] = (
     Symptom(
         key="abi-mismatch",
         symptom="undefined symbol: _ZN3c10... (ABI incompatibility)",
-        signature=re.compile(r"undefined symbol: _ZN3c10\w*"),
+        # c10, at and torch C++ symbols, const members (_ZNK) too: a real report's was
+        # `_ZNK3c106SymInt6sym_neERKS0_` (tests/unit/test_diagnosis.py).
+        signature=re.compile(r"undefined symbol: _ZNK?(3c10|2at|5torch)\w*"),
         cause="PyTorch and the SGLang kernel package were built against different versions",
         fix="install the pre-built kernel wheel that matches the installed torch (redeploy the "
         "stack), or rebuild the kernel against the same PyTorch",

@@ -1,0 +1,100 @@
+"""Diagnosis on excerpts of real logs from public issue reports (source next to each), and the
+remediation plan that answers each symptom."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations.diagnosis import diagnose
+from operations.remediation import MAX_STEPS, REMEDIES, plan
+from operations.settings import validate
+from operations.symptoms import SYMPTOMS
+
+# Excerpts of real logs, each with the public report it comes from.
+REAL_LOGS = {
+    # sgl-project/sglang issue 10350 (2025-09): SGLang server crash
+    "segfault": ["Fatal Python error: Segmentation fault", "",
+                 "Thread 0x00007fbc4bfff640 (most recent call first):"],
+    # sgl-project/sglang PR 13948 (2025-11): sgl_kernel against a different torch
+    "abi-mismatch": [
+        "[sgl_kernel] CRITICAL: Could not load any common_ops library!",
+        "- ImportError: /usr/local/lib/python3.10/dist-packages/sgl_kernel/sm100/common_ops."
+        "abi3.so: undefined symbol: _ZNK3c106SymInt6sym_neERKS0_"],
+    # odysseus-dev/odysseus PR 6257 (2026-09): sgl_kernel links libnuma.so.1
+    "libnuma-missing": ["ImportError: libnuma.so.1: cannot open shared object file",
+                        "[sgl_kernel] CRITICAL: Could not load any common_ops library!"],
+    # vllm-project/vllm issue 16901 (2025-04) and sgl-project/sglang issue 7249 (RTX 5090)
+    "no-kernel-image": ["RuntimeError: CUDA error: no kernel image is available for execution "
+                        "on the device",
+                        "RMSNorm failed with error code no kernel image is available for "
+                        "execution on the device"],
+    # sgl-project/sglang issue 4330 (2025-03): memory fraction between OOM and not enough
+    "health-503": ["RuntimeError: Not enough memory. Please try to increase "
+                   "--mem-fraction-static."],
+}
+
+FAILED_UNIT = {"ActiveState": "activating", "SubState": "auto-restart", "Result": "exit-code",
+               "ExecMainStatus": "1", "NRestarts": "3"}
+
+
+def test_every_symptom_has_a_real_log_excerpt_and_a_remedy():
+    assert {s.key for s in SYMPTOMS} == set(REAL_LOGS) == set(REMEDIES)
+
+
+@pytest.mark.parametrize("key", sorted(REAL_LOGS))
+def test_real_log_is_named_with_its_evidence_line(key):
+    diagnosis = diagnose({"unit": FAILED_UNIT, "journal": REAL_LOGS[key],
+                          "health": {"status": 0}})
+    assert not diagnosis.healthy
+    assert diagnosis.symptom.key == key
+    assert diagnosis.evidence_line in REAL_LOGS[key]
+    [line] = diagnosis.lines("gpu-01")
+    assert diagnosis.symptom.fix in line and "restarted 3 times" in line
+
+
+def test_healthy_needs_health_200_and_tokens():
+    assert diagnose({"unit": {"ActiveState": "active"}, "health": {"status": 200},
+                     "generate": {"tokens": 8}}).healthy
+    assert not diagnose({"unit": {"ActiveState": "active"}, "health": {"status": 200},
+                         "generate": {"tokens": 0}}).healthy
+
+
+def test_unmatched_failure_says_so_and_shows_the_journal():
+    journal = [f"line {n}" for n in range(30)] + ["KeyError: 'rope_scaling'"]
+    diagnosis = diagnose({"unit": FAILED_UNIT, "journal": journal, "health": {"status": 0}})
+    lines = diagnosis.lines("gpu-02")
+    assert diagnosis.symptom is None and "no chart symptom matched" in lines[0]
+    assert lines[-1] == "gpu-02:   KeyError: 'rope_scaling'" and len(lines) == 16
+
+
+def test_import_error_of_the_kernel_is_evidence_too():
+    diagnosis = diagnose({"unit": FAILED_UNIT, "journal": [], "health": {"status": 0},
+                          "torch": {"kernel_error": REAL_LOGS["abi-mismatch"][1]}})
+    assert diagnosis.symptom.key == "abi-mismatch"
+
+
+def test_memory_remedy_steps_toward_the_charts_065_and_1024_then_stops():
+    settings = validate("gpu-01", {"mem_fraction_static": 0.97, "max_total_tokens": 65536})
+    first = plan("health-503", settings, [])
+    assert first.overrides == {"mem_fraction_static": 0.87, "max_total_tokens": 16384}
+    at_floor = validate("gpu-01", {"mem_fraction_static": 0.65, "max_total_tokens": 1024})
+    assert plan("health-503", at_floor, []) is None
+
+
+def test_remedies_are_bounded_and_not_repeated():
+    settings = validate("gpu-01", {})
+    assert plan("segfault", settings, []).overrides["profile"] == "minimal-stable"
+    assert plan("segfault", settings, ["minimal-stable-fallback"]) is None
+    assert plan("no-kernel-image", settings, ["reinstall-stack"]).overrides["environment"] == {
+        "TORCH_CUDA_ARCH_LIST": "12.0+PTX"}
+    assert plan(None, settings, []) is None
+    assert all(len(remedies) <= MAX_STEPS for remedies in REMEDIES.values())
+
+
+def test_libnuma_and_abi_remedies_fix_the_host_not_the_flags():
+    settings = validate("gpu-01", {"stack": "cu13-stable"})
+    libnuma = plan("libnuma-missing", settings, [])
+    assert "libnuma1 libnuma-dev" in libnuma.commands[0] and not libnuma.overrides
+    abi = plan("abi-mismatch", settings, [])
+    assert abi.commands[0].startswith("/opt/sglang/venv/bin/pip uninstall -y torch")
+    assert "sglang-kernel==0.4.10" in abi.commands[1]
