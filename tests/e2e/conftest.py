@@ -29,7 +29,7 @@ def lab_hosts() -> dict[str, dict]:
 
 
 def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = None,
-           script: str = "deploy.py") -> subprocess.CompletedProcess:
+           script: str = "deploy.py", extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run ``pyinfra inventory.py deploy.py``; ``overrides`` adds settings per lab host through
     a fleet file built from the lab inventory (the way a user configures a fleet)."""
     env = {k: v for k, v in os.environ.items() if k != "SGLANG_FLEET"}
@@ -41,8 +41,12 @@ def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = Non
             "gpu_servers = [(n, {**d, **_overrides.get(n, {})}) for n, d in lab_hosts()\n"
             "               if n in _overrides]\n")
         env["SGLANG_FLEET"] = str(fleet)
-    return subprocess.run([PYINFRA, "-y", "inventory.py", script], capture_output=True,
+    return subprocess.run([PYINFRA, "-y", "inventory.py", script, *extra], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=900)
+
+
+def diagnose(*extra: str) -> subprocess.CompletedProcess:
+    return deploy(script="diagnose.py", extra=extra)
 
 
 def ssh(host: str, command: str) -> subprocess.CompletedProcess:

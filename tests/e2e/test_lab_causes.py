@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from operations.symptoms import match
-from tests.e2e.conftest import ROOT, curl, deploy, lab, ssh, wait_for
+from tests.e2e.conftest import ROOT, curl, deploy, diagnose, lab, ssh, wait_for
 
 # cause -> chart symptom key it must produce
 CAUSES = [
@@ -89,3 +89,55 @@ def test_verification_names_the_host_and_check_of_a_cause(lab_pair, tmp_path):
     assert "apt-get install -y libnuma-dev libnuma1" in failures["test_libnuma[lab-1]"]
     assert not [name for name in failures if name.endswith("[lab-2]")]
     assert deploy().returncode == 0
+
+
+HOST_STATE_CAUSES = [("libnuma", "libnuma.so.1: cannot open shared object file"),
+                     ("abi", "undefined symbol: _ZN3c10"),
+                     ("no-sm120", "no kernel image is available")]
+
+
+@pytest.mark.parametrize(("cause", "symptom"), HOST_STATE_CAUSES,
+                         ids=[c for c, _ in HOST_STATE_CAUSES])
+def test_diagnose_names_it_read_only_then_remediates_and_records(lab_pair, cause, symptom):
+    lab("cause", "lab-1", cause)
+    assert wait_for(lambda: symptom in journal_since_restart("lab-1"), timeout=45)
+    before = ssh("lab-1", "ls -l --time-style=+%s /opt/sglang/venv/lib/python3*/site-packages"
+                 " | md5sum; dpkg -l | md5sum").stdout
+    found = diagnose()
+    out = found.stdout
+    assert found.returncode != 0
+    assert "lab-1  FAILED" in out and "chart symptom" in out and symptom in out
+    assert "lab-2  ok" in out
+    assert ssh("lab-1", "ls -l --time-style=+%s /opt/sglang/venv/lib/python3*/site-packages"
+               " | md5sum; dpkg -l | md5sum").stdout == before, "diagnose changed the host"
+    fixed = diagnose("--data", "remediate=true")
+    assert fixed.returncode == 0, fixed.stdout
+    assert "remediated:" in fixed.stdout and "healthy again" in fixed.stdout
+    assert curl("lab-1", "/health")[0] == 200
+    again = diagnose()
+    assert again.returncode == 0
+    assert "remediated 20" in again.stdout and symptom in again.stdout
+
+
+def test_deploy_falls_back_from_a_profile_that_segfaults(lab_pair, tmp_path):
+    result = deploy(tmp_path, {"lab-1": {"profile": "fast"}})
+    assert result.returncode == 0, result.stdout
+    assert "Fatal Python error: Segmentation fault" in result.stdout
+    assert "fall back from profile fast to minimal-stable" in result.stdout
+    again = deploy(tmp_path, {"lab-1": {"profile": "fast"}}, script="diagnose.py")
+    assert "runs on a fallback: {'extra_flags': [], 'profile': 'minimal-stable'}" in again.stdout
+    assert "healthy" in again.stdout
+
+
+@pytest.mark.parametrize(("setting", "value", "evidence"), [
+    ("mem_fraction_static", 0.97, "CUDA out of memory"),
+    ("max_total_tokens", 65536, "Not enough memory"),
+], ids=["oom", "kv-too-big"])
+def test_deploy_lowers_memory_until_healthy(lab_pair, tmp_path, setting, value, evidence):
+    ssh("lab-2", "rm -f /opt/sglang/fallback.json")
+    result = deploy(tmp_path, {"lab-2": {setting: value, "health_timeout_s": 15}})
+    assert result.returncode == 0, result.stdout
+    assert evidence in result.stdout and "lower memory" in result.stdout
+    assert curl("lab-2", "/health")[0] == 200
+    shown = deploy(tmp_path, {"lab-2": {setting: value}}, script="diagnose.py").stdout
+    assert "runs on a fallback" in shown and "'mem_fraction_static'" in shown

@@ -55,9 +55,14 @@ def _ssh_config(data: dict) -> str | None:
 
 
 def _inventory_targets() -> list[Target]:
+    from types import SimpleNamespace
+
+    from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
 
-    inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
+    # pyinfra's own loader (group data included); it records the file it runs on a state.
+    with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
+        inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
     data = {h.name: h.data.dict() for h in inventory}
     settings = fleet_settings(data)
     targets = []
