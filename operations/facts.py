@@ -245,14 +245,16 @@ class ProcessInfo(FactBase):
 
 
 class JournalTail(FactBase):
-    """The last lines a unit wrote since its current or last start (``journalctl``)."""
+    """The last lines a unit wrote in its current or last run (``journalctl``); the unit's
+    recent journal when that run wrote almost nothing."""
 
     def command(self, unit: str, lines: int = 60) -> str:
-        unit_q = shlex.quote(unit)
+        unit_q, count = shlex.quote(unit), int(lines)
         return (f"id=$(systemctl show -p InvocationID --value {unit_q} 2>/dev/null); "
-                f"{{ [ -n \"$id\" ] && journalctl _SYSTEMD_INVOCATION_ID=$id --no-pager -o cat "
-                f"-n {int(lines)} 2>/dev/null; journalctl -u {unit_q} --no-pager -o cat "
-                f"-n {int(lines)} 2>/dev/null; }} | tail -n {int(lines)}; true")
+                f"out=$([ -n \"$id\" ] && journalctl _SYSTEMD_INVOCATION_ID=$id --no-pager "
+                f"-o cat -n {count} 2>/dev/null); "
+                f"if [ $(printf '%s' \"$out\" | grep -c .) -ge 2 ]; then printf '%s\\n' \"$out\"; "
+                f"else journalctl -u {unit_q} --no-pager -o cat -n {count} 2>/dev/null; fi; true")
 
     def process(self, output: list[str]) -> list[str]:
         return output

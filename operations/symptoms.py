@@ -68,11 +68,10 @@ BY_KEY = {s.key: s for s in SYMPTOMS}
 
 
 def match(evidence: str) -> tuple[Symptom, str] | None:
-    """The first symptom whose signature is in ``evidence``, with the matching line (the last
-    such line: a traceback ends with the error itself)."""
-    lines = evidence.splitlines()[::-1]
-    for symptom in SYMPTOMS:
-        for line in lines:
+    """The symptom of the latest line in ``evidence`` that matches one, with that line (a
+    traceback ends with the error itself; older lines may be from earlier failures)."""
+    for line in reversed(evidence.splitlines()):
+        for symptom in SYMPTOMS:
             if symptom.signature.search(line):
                 return symptom, line.strip()
     return None
