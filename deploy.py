@@ -7,12 +7,15 @@ Only orders the stages; each stage is a module of operations/.
 
 from pyinfra import host, inventory
 
-from operations import health, preflight, python_env, service, system_packages
+from operations import health, preflight, python_env, secrets, service, system_packages
 from operations.report import fleet_report
 from operations.settings import fleet_settings
 
 # Validates every host first: one bad setting anywhere stops the run before any host is touched.
-settings = fleet_settings({h.name: h.data.dict() for h in inventory})[host.name]
+fleet = fleet_settings({h.name: h.data.dict() for h in inventory})
+for name, host_settings in fleet.items():
+    secrets.load(name, host_settings)  # unreadable secrets stop the run before any host
+settings = fleet[host.name]
 fleet_report("deploy")
 
 preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)

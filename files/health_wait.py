@@ -14,6 +14,12 @@ import urllib.request
 
 port, timeout, unit = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 base = f"http://127.0.0.1:{port}"
+HEADERS = {"Content-Type": "application/json"}
+try:  # the API key, if the deploy set one: read here (as root), never passed in argv
+    with open("/etc/sglang/api-key.json") as handle:
+        HEADERS["Authorization"] = "Bearer " + json.load(handle)["api-key"]
+except (OSError, ValueError, KeyError):
+    pass
 
 
 def show(prop):
@@ -23,8 +29,7 @@ def show(prop):
 
 
 def call(path, data=None):
-    request = urllib.request.Request(base + path, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(base + path, data=data, headers=HEADERS)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, response.read()

@@ -276,13 +276,18 @@ except OSError:
 print(json.dumps({"status": status}))
 """
 
-# One small generate request: tokens returned, or the error.
+# One small generate request: tokens returned, or the error. The API key, if any, is read on
+# the host from the deploy's root-only file, never passed in argv.
 GENERATE_CODE = """
 import json, sys, urllib.request
+headers = {"Content-Type": "application/json"}
+try:
+    headers["Authorization"] = "Bearer " + json.load(open("/etc/sglang/api-key.json"))["api-key"]
+except Exception:
+    pass
 body = json.dumps({"text": "The capital of France is",
                    "sampling_params": {"max_new_tokens": 8, "temperature": 0}}).encode()
-request = urllib.request.Request(sys.argv[1], data=body,
-                                 headers={"Content-Type": "application/json"})
+request = urllib.request.Request(sys.argv[1], data=body, headers=headers)
 try:
     reply = json.load(urllib.request.urlopen(request, timeout=120))
     print(json.dumps({"tokens": reply["meta_info"]["completion_tokens"], "text": reply["text"]}))

@@ -56,9 +56,16 @@ def express(intent: str, accepted: Collection[str], sglang_version: str) -> list
                       f"{INTENT_FLAGS[intent]}")
 
 
+# The API key reaches SGLang in a --config file that systemd hands the service as a credential
+# (%d is the service's credentials directory): never in argv. SGLang 0.5.23 logs its server
+# arguments, the key included, at INFO level: with a key the log level is warning.
+API_KEY_CREDENTIAL = "sglang-config.json"
+API_KEY_FLAGS = ["--config", f"%d/{API_KEY_CREDENTIAL}", "--log-level", "warning"]
+
+
 def server_command(settings: Settings, gpu_count: int, accepted: Collection[str],
-                   sglang_version: str) -> ServerCommand:
-    """The exact argv (after the venv's python) and environment of the service."""
+                   sglang_version: str, api_key: bool = False) -> ServerCommand:
+    """The exact argv and environment of the service (without secrets)."""
     profile = settings.profile_def()
     mem_fraction = settings.mem_fraction_static or profile.mem_fraction_static
     max_tokens = settings.max_total_tokens or profile.max_total_tokens
@@ -77,6 +84,8 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
     if profile.attention_backend:
         argv += ["--attention-backend", profile.attention_backend]
     argv += list(settings.extra_flags)
+    if api_key:
+        argv += API_KEY_FLAGS
     environment = {"HF_HOME": settings.model_cache_dir, **profile.environment,
                    **settings.environment}
     return ServerCommand(argv=argv, environment=environment)

@@ -19,7 +19,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.operations import files
 
-from operations import remediation
+from operations import remediation, secrets
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -28,12 +28,19 @@ from operations.facts import (
     VenvExists,
 )
 from operations.outcome import fail
-from operations.render import RenderError, ServerCommand, server_command
+from operations.render import (
+    API_KEY_CREDENTIAL,
+    API_KEY_FLAGS,
+    RenderError,
+    ServerCommand,
+    server_command,
+)
 from operations.report import note
 from operations.settings import Settings
 
 UNIT_PATH = "/etc/systemd/system/sglang.service"
 ENV_PATH = "/etc/sglang/sglang.env"
+API_KEY_PATH = "/etc/sglang/api-key.json"
 FILES_DIR = Path(__file__).resolve().parent.parent / "files"
 
 _templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUndefined,
@@ -42,6 +49,8 @@ _templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUnd
 
 def systemd_word(word: str) -> str:
     """Quote one argv word for ExecStart (systemd.service(5): specifiers and variables)."""
+    if word.startswith("%d/") and word[3:].replace(".", "").replace("-", "").isalnum():
+        return word  # the credentials directory specifier, on purpose
     escaped = word.replace("%", "%%").replace("$", "$$")
     if escaped and all(c.isalnum() or c in "._/:=,+@-" for c in escaped):
         return escaped
@@ -54,10 +63,12 @@ def env_value(value: str) -> str:
 
 def render_files(settings: Settings, command: ServerCommand, sglang_version: str
                  ) -> dict[str, str]:
-    """The unit file and environment file contents (pure: golden-tested)."""
+    """The unit file and environment file contents, without secrets (pure: golden-tested)."""
     context: dict[str, Any] = {
         "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
         "sglang_version": sglang_version, "env_file": ENV_PATH,
+        "api_key_credential": f"{API_KEY_CREDENTIAL}:{API_KEY_PATH}"
+        if API_KEY_FLAGS[1] in command.argv else None,
         "exec_start": " ".join(systemd_word(w) for w in command.argv),
         "environment": {k: env_value(v) for k, v in command.environment.items()},
     }
@@ -97,8 +108,10 @@ def written(settings: Settings):
                     + " | ".join(parser["error"].strip().splitlines()[-3:])])
         return
     gpu_count = len(host.get_fact(NvidiaGpus)["gpus"])
+    secret = secrets.load(host.name, settings)
     try:
-        command = server_command(settings, gpu_count, parser["options"], parser["version"])
+        command = server_command(settings, gpu_count, parser["options"], parser["version"],
+                                 api_key="SGLANG_API_KEY" in secret)
     except RenderError as error:
         yield fail([f"{host.name}: {error}"])
         return
@@ -109,5 +122,9 @@ def written(settings: Settings):
         return
     rendered = render_files(settings, command, parser["version"])
     yield from files.directory._inner(path=str(Path(ENV_PATH).parent), mode="700")
-    yield from files.put._inner(src=StringIO(rendered[ENV_PATH]), dest=ENV_PATH, mode="600")
+    hf_token = f"HF_TOKEN={secret['HF_TOKEN']}\n" if "HF_TOKEN" in secret else ""
+    yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH] + hf_token)
+    if "SGLANG_API_KEY" in secret:
+        yield from secrets.put_private(API_KEY_PATH,
+                                       secrets.api_key_config(secret["SGLANG_API_KEY"]))
     yield from files.put._inner(src=StringIO(rendered[UNIT_PATH]), dest=UNIT_PATH, mode="644")

@@ -67,6 +67,9 @@ class Settings:
     pip_find_links: list | None = _setting(None, "Replaces the stack's find-links (wheelhouse).")
     pip_proxy: str | None = _setting(None, "HTTP proxy for pip on the host.")
     pip_cert: str | None = _setting(None, "CA bundle on the host for pip (absolute path).")
+    secrets_file: str | None = _setting(None, "Control-machine file with HF_TOKEN= and "
+                                        "SGLANG_API_KEY= lines (outside the repo); the "
+                                        "environment's HF_TOKEN / SGLANG_API_KEY win.")
     custom_stacks: dict = _setting({}, "Extra stacks by name (Stack objects), e.g. a mirror's.")
 
     @property
@@ -184,6 +187,8 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
            settings.remediate)
     if settings.venv_path is not None:
         _abs_path(host, "venv_path", settings.venv_path)
+    if settings.secrets_file is not None:
+        _abs_path(host, "secrets_file", settings.secrets_file)
     if settings.pip_cert is not None:
         _abs_path(host, "pip_cert", settings.pip_cert)
     return settings

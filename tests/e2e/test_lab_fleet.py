@@ -5,12 +5,22 @@ a clean teardown. Tests run in file order and share one lab."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LAB_DIR, changed_hosts, curl, deploy, lab, ssh
+from tests.e2e.conftest import (
+    LAB_DIR,
+    changed_hosts,
+    curl,
+    deploy,
+    lab,
+    lab_hosts,
+    ssh,
+    wait_for,
+)
 
 CHART_FLAGS = ("--quantization awq --max-total-tokens 1024 --mem-fraction-static 0.65 "
                "--trust-remote-code --disable-cuda-graph --disable-custom-all-reduce "
@@ -79,6 +89,77 @@ def test_charts_literal_line_is_refused_and_service_left_running(fleet, tmp_path
     assert ssh("lab-1", "systemctl show -p MainPID --value sglang; "
                "md5sum /etc/systemd/system/sglang.service").stdout == before
     assert curl("lab-1", "/health")[0] == 200
+
+
+def test_sandbox_exposure_is_at_most_4_while_serving(fleet):
+    report = ssh("lab-1", "systemd-analyze security --no-pager sglang.service").stdout
+    score = float(re.search(r"Overall exposure level for sglang.service: ([0-9.]+)",
+                            report).group(1))
+    assert score <= 4.0, report
+    assert curl("lab-1", "/health")[0] == 200
+
+
+def test_secrets_never_leak(fleet, tmp_path, monkeypatch):
+    token, key = "hf_TESTtoken0123456789", "sk-TESTkey-0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("SGLANG_API_KEY", key)
+    result = deploy(tmp_path, {"lab-1": {}}, extra=("-vvv", "--diff"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    for secret in (token, key):
+        assert secret not in result.stdout + result.stderr, "pyinfra printed a secret"
+        # The pattern is split and joined by the shell into a file, so that no process of
+        # the search itself carries the secret in its argv.
+        half = len(secret) // 2
+        leaks = ssh("lab-1", f"a={secret[:half]}; b={secret[half:]}; printf '%s\\n' \"$a$b\" "
+                             f"> /run/pattern; grep -l -F -f /run/pattern "
+                             f"/etc/systemd/system/sglang.service /proc/[0-9]*/cmdline "
+                             f"2>/dev/null; journalctl --no-pager | grep -c -F -f /run/pattern; "
+                             f"rm -f /run/pattern").stdout.split()
+        assert leaks == ["0"], f"found in {leaks}"
+    assert ssh("lab-1", "stat -c '%U %a' /etc/sglang/sglang.env /etc/sglang/api-key.json"
+               ).stdout.split() == ["root", "600", "root", "600"]
+    assert ssh("lab-1", "grep -c ^HF_TOKEN= /etc/sglang/sglang.env").stdout.strip() == "1"
+    body = '{"text": "Hi", "sampling_params": {"max_new_tokens": 2}}'
+    assert curl("lab-1", "/generate", body)[0] == 401
+    address = lab_hosts()["lab-1"]["address"]
+    authorised = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-K",
+                                 "-", "-d", body, f"http://{address}:8000/generate"],
+                                input=f'header = "Authorization: Bearer {key}"\n',
+                                capture_output=True, text=True).stdout
+    assert authorised == "200"
+
+
+def test_server_killed_with_sigkill_comes_back_by_itself(fleet):
+    before = ssh("lab-2", "systemctl show -p MainPID --value sglang").stdout.strip()
+    ssh("lab-2", f"kill -KILL {before}")
+    assert wait_for(lambda: curl("lab-2", "/health")[0] == 200 and ssh(
+        "lab-2", "systemctl show -p MainPID --value sglang").stdout.strip() != before,
+        timeout=60)
+
+
+def test_port_held_by_another_process_stops_preflight_and_changes_nothing(fleet, tmp_path):
+    ssh("lab-2", "systemctl stop sglang && systemd-run --unit=squatter python3 -m http.server "
+                 "8000 && sleep 1")
+    try:
+        before = ssh("lab-2", "md5sum /etc/systemd/system/sglang.service").stdout
+        result = deploy(tmp_path, {"lab-2": {}})
+        assert result.returncode != 0
+        assert re.search(r"lab-2: preflight port failed: found port 8000 held by pid \d+ "
+                         r"\(python3, squatter.service\)", result.stdout), result.stdout
+        assert "Install libnuma" not in result.stdout.split("Preflight")[1].split("-->")[1]
+        assert ssh("lab-2", "systemctl is-active sglang").stdout.strip() == "inactive"
+        assert ssh("lab-2", "md5sum /etc/systemd/system/sglang.service").stdout == before
+    finally:
+        ssh("lab-2", "systemctl stop squatter")
+    assert deploy(tmp_path, {"lab-2": {}}).returncode == 0
+
+
+def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
+    result = deploy(tmp_path, {"lab-1": {"model": "Qwen/x; reboot"}, "lab-2": {}})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "lab-1: setting 'model'" in out and "nothing was changed on any host" in out
+    assert "Starting operation" not in out
 
 
 def test_lab_down_leaves_nothing_behind(fleet):

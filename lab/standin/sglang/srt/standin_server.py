@@ -31,7 +31,13 @@ MODELS = {"qwen3-32b": (32.8, 262144), "qwen3-8b": (8.2, 147456), "qwen2.5-0.5b"
 USAGE_FILE = "/run/sglang/lab-gpu-usage.json"
 
 
-def log(message: str, tp: int | None = None) -> None:
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+LOG_LEVEL = [20]
+
+
+def log(message: str, tp: int | None = None, level: str = "info") -> None:
+    if LEVELS[level] < LOG_LEVEL[0]:
+        return
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     where = f" TP{tp}" if tp is not None else ""
     print(f"[{stamp}{where}] {message}", flush=True)
@@ -151,12 +157,29 @@ def make_handler(args: argparse.Namespace, state: State):
     return Handler
 
 
+def merge_config(argv: list[str]) -> list[str]:
+    """SGLang's --config: a YAML file's keys become flags; the command line wins."""
+    if "--config" not in argv:
+        return argv
+    at = argv.index("--config")
+    with open(argv[at + 1]) as handle:
+        config = json.load(handle)  # JSON is YAML; the stand-in has no YAML parser
+    merged: list[str] = []
+    for key, value in config.items():
+        if value is True:
+            merged.append(f"--{key}")
+        elif value not in (False, None):
+            merged += [f"--{key}", str(value)]
+    return merged + argv[:at] + argv[at + 2:]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sglang.launch_server")
     ServerArgs.add_cli_args(parser)
-    args = parser.parse_args(argv)
-    shown = (f"{k}={v!r}" for k, v in vars(args).items() if v not in (None, False)
-             and k not in ("api_key", "admin_api_key"))
+    args = parser.parse_args(merge_config(argv))
+    LOG_LEVEL[0] = LEVELS.get(str(args.log_level).lower(), 20)
+    # As SGLang 0.5.23 does, at INFO: every argument, the API key included.
+    shown = (f"{k}={v!r}" for k, v in vars(args).items() if v not in (None, False))
     log(f"server_args=ServerArgs({', '.join(shown)})")
 
     import sgl_kernel  # noqa: F401 - fails here for libnuma and ABI causes, as the real one does
@@ -216,7 +239,7 @@ def main(argv: list[str]) -> int:
             log(f"Load weight end. avail mem={(total_mib - weights_mib) / 1024:.2f} GB", 0)
             log("RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. "
                 f"(weights {weights_mib} MiB + KV cache for {max_tokens} tokens {kv_mib} MiB > "
-                f"static pool {static_mib} MiB)", 0)
+                f"static pool {static_mib} MiB)", 0, level="error")
             return
         log(f"Load weight end. type=Qwen3ForCausalLM, dtype=torch.bfloat16, avail mem="
             f"{(total_mib - weights_mib) / 1024:.2f} GB, mem usage={weights_mib / 1024:.2f} GB.", 0)

@@ -1,0 +1,91 @@
+"""Deploy timings on lab fleets: full converge and no-op re-run on 1, 2, 4 and 8 hosts, and the
+bytes the control machine received from outside during the converge.
+
+    sudo .venv/bin/python bench/bench.py [COUNTS...]      # default: 1 2 4 8
+
+Prints a table with the machine's description. Timings live here, not in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+NOOP_RUNS = 3
+
+
+def uplink() -> str:
+    """The interface with the default route: where bytes from outside arrive."""
+    routes = Path("/proc/net/route").read_text().splitlines()[1:]
+    return next(line.split()[0] for line in routes if line.split()[1] == "00000000")
+
+
+def rx_bytes(interface: str) -> int:
+    return int(Path(f"/sys/class/net/{interface}/statistics/rx_bytes").read_text())
+
+
+def timed(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.monotonic()
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    return time.monotonic() - start, result
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}")
+
+
+def bench(count: int, interface: str) -> dict:
+    lab_up = [str(ROOT / "lab" / "lab"), "up", str(count), "--profiles",
+              ",".join(["rtx5090-cu13"] * count)]
+    up_s, result = timed(*lab_up)
+    if result.returncode:
+        raise SystemExit(f"lab up {count} failed: {result.stderr}")
+    before = rx_bytes(interface)
+    converge_s, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")
+    fetched = rx_bytes(interface) - before
+    if result.returncode:
+        raise SystemExit(f"deploy on {count} hosts failed:\n{result.stdout[-3000:]}")
+    noop = []
+    for _ in range(NOOP_RUNS):
+        seconds, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")
+        if "] Success" in result.stdout:
+            raise SystemExit(f"the re-run on {count} hosts changed something:\n{result.stdout}")
+        noop.append(seconds)
+    return {"hosts": count, "lab_up_s": up_s, "converge_s": converge_s,
+            "noop_s": statistics.median(noop), "fetched_mb": fetched / 1e6}
+
+
+def main(counts: list[int]) -> None:
+    interface = uplink()
+    print(f"machine: {machine()}")
+    print(f"bytes from outside: receive counter of {interface} during the converge")
+    rows = []
+    try:
+        for count in counts:
+            rows.append(bench(count, interface))
+            print(f"  measured {count} host(s)", flush=True)
+    finally:
+        subprocess.run([str(ROOT / "lab" / "lab"), "down"], cwd=ROOT, capture_output=True)
+    base = rows[0]["noop_s"]
+    print("\n| hosts | lab up (s) | full converge (s) | no-op re-run, median of "
+          f"{NOOP_RUNS} (s) | no-op vs 1 host | MB from outside |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['hosts']} | {row['lab_up_s']:.1f} | {row['converge_s']:.1f} | "
+              f"{row['noop_s']:.2f} | {row['noop_s'] / base:.2f}x | {row['fetched_mb']:.1f} |")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1, 2, 4, 8])

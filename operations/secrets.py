@@ -1,0 +1,68 @@
+"""Secrets from the control machine: the Hugging Face token and the SGLang API key.
+
+They come from the control machine's environment (HF_TOKEN, SGLANG_API_KEY) or from a secrets
+file outside the repository named by the ``secrets_file`` setting (KEY=VALUE lines). They reach a
+host only as root-owned 0600 files written without printing their contents: never pyinfra's
+output (not even with --diff), the unit file, a process's argv or the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, StringCommand
+from pyinfra.facts.files import Sha256File
+
+from operations.settings import Settings, SettingsError
+
+NAMES = ("HF_TOKEN", "SGLANG_API_KEY")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load(host_name: str, settings: Settings) -> dict[str, str]:
+    """The secrets for a host; errors name the host and the key, never the value."""
+    found: dict[str, str] = {}
+    if settings.secrets_file:
+        path = Path(settings.secrets_file)
+        if REPO in path.resolve().parents:
+            raise SettingsError(f"{host_name}: setting 'secrets_file': must be outside the "
+                                "repository")
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as error:
+            raise SettingsError(f"{host_name}: setting 'secrets_file': cannot read "
+                                f"{path}: {error.strerror}") from None
+        for line in lines:
+            key, sep, value = line.partition("=")
+            if sep and key.strip() in NAMES:
+                found[key.strip()] = value.strip()
+    for name in NAMES:
+        if os.environ.get(name):
+            found[name] = os.environ[name]
+    for name, value in found.items():
+        if not value.isprintable() or any(c in value for c in " \"'$`\\"):
+            raise SettingsError(f"{host_name}: secret {name}: must be one word of printable "
+                                "characters (value not shown)")
+    return found
+
+
+def put_private(path: str, content: str):
+    """Write ``content`` to ``path`` as root, 0600, only when it differs; prints no content."""
+    wanted = hashlib.sha256(content.encode()).hexdigest()
+    if host.get_fact(Sha256File, path=path) == wanted:
+        return
+    temp = f"{path}.upload"  # beside it, in a root-only directory
+    yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp + ".part")
+    yield StringCommand(f"chown root:root {shlex.quote(temp)} && chmod 600 {shlex.quote(temp)} "
+                        f"&& mv {shlex.quote(temp)} {shlex.quote(path)}")
+
+
+def api_key_config(key: str) -> str:
+    """SGLang reads --config (YAML; JSON is YAML): the key stays out of argv."""
+    return '{"api-key": "' + key + '"}\n'
+
