@@ -5,6 +5,7 @@ a clean teardown. Tests run in file order and share one lab."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from tests.e2e.conftest import (
     LAB_DIR,
+    PYINFRA,
+    ROOT,
     changed_hosts,
     curl,
     deploy,
@@ -153,6 +156,43 @@ def test_port_held_by_another_process_stops_preflight_and_changes_nothing(fleet,
     finally:
         ssh("lab-2", "systemctl stop squatter")
     assert deploy(tmp_path, {"lab-2": {}}).returncode == 0
+
+
+def test_nearly_full_disk_fails_preflight_before_installing(fleet, tmp_path):
+    ssh("lab-2", "mkdir -p /srv/small && mount -t tmpfs -o size=64m tmpfs /srv/small && "
+                 "fallocate -l 60M /srv/small/fill")
+    try:
+        result = deploy(tmp_path, {"lab-2": {"install_dir": "/srv/small/sglang",
+                                             "model_cache_dir": "/srv/small/cache",
+                                             "min_free_disk_gb": 1}})
+        out = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "lab-2: preflight disk-space failed: found 0.0 GB free at /srv/small/sglang" in out
+        assert ssh("lab-2", "ls /srv/small").stdout.split() == ["fill"]
+    finally:
+        ssh("lab-2", "umount /srv/small")
+
+
+def test_deploy_interrupted_during_the_venv_install_converges_next_time(fleet, tmp_path):
+    ssh("lab-1", "systemctl stop sglang; rm -rf /opt/sglang/venv /opt/sglang/stack.json")
+    fleet_file = tmp_path / "fleet.py"
+    fleet_file.write_text("from lab.inventory import lab_hosts\n"
+                          "gpu_servers = [h for h in lab_hosts() if h[0] == 'lab-1']\n")
+    running = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
+                               env={**os.environ, "SGLANG_FLEET": str(fleet_file)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pip = wait_for(lambda: ssh("lab-1", "pgrep -f 'venv/bin/pip install'").stdout.split(),
+                       timeout=120, step=0.2)
+        assert pip, "the deploy never reached the venv install"
+    finally:
+        running.kill()  # the control side dies mid-install...
+        running.wait()
+    ssh("lab-1", f"kill -KILL {' '.join(pip)}")  # ...and so does the install it started
+    assert ssh("lab-1", "test -e /opt/sglang/stack.json").returncode != 0
+    again = deploy(tmp_path, {"lab-1": {}})
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert curl("lab-1", "/health")[0] == 200
 
 
 def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
