@@ -23,7 +23,7 @@ system_packages.install(settings)
 venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
                                   settings=settings)
 python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the GPUs",
-                         settings=settings)
+                         settings=settings, venv=venv)
 unit = service.configured(name="sglang.service rendered, dry-parsed and written",
                           settings=settings)
 restart = health.restarted(name="Restart sglang.service after a change or when unhealthy",

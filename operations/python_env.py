@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
 from operations.facts import (
     DISTRIBUTIONS_CODE,
+    SGLANG_OPTIONS_CODE,
     TORCH_KERNEL_CODE,
     NvidiaGpus,
     PythonJson,
@@ -32,6 +34,18 @@ from operations.symptoms import BY_KEY, explain, match
 
 def record_path(settings: Settings) -> str:
     return f"{settings.install_dir}/stack.json"
+
+
+def options_path(settings: Settings) -> str:
+    """The installed SGLang's version and accepted flags, read once after each install so that
+    a no-op deploy need not import SGLang (seconds on a GPU host) to render the unit."""
+    return f"{settings.install_dir}/sglang-options.json"
+
+
+def _write_options(settings: Settings) -> StringCommand:
+    path = shlex.quote(options_path(settings))
+    return StringCommand(f"{shlex.quote(settings.python)} -c {shlex.quote(SGLANG_OPTIONS_CODE)} "
+                         f"> {path}.new && mv {path}.new {path}")
 
 
 def wanted_record(settings: Settings) -> dict:
@@ -89,6 +103,8 @@ def stack_installed(settings: Settings):
     current = venv_ok and not pins_missing(wanted["packages"], installed) and recorded and \
         json.loads("\n".join(recorded)) == wanted
     if current:
+        if not host.get_fact(FileContents, path=options_path(settings)):
+            yield _write_options(settings)
         return
     if not venv_ok:
         yield StringCommand(shlex.join(["python3", "-m", "venv", settings.venv_dir]))
@@ -104,6 +120,7 @@ def stack_installed(settings: Settings):
     path = shlex.quote(record_path(settings))
     yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "
                         f"> {path}.new && mv {path}.new {path}")
+    yield _write_options(settings)
 
 
 def arch_covers(arch_list: list[str], capability: str) -> bool:
@@ -146,12 +163,16 @@ def check_messages(host_name: str, result: dict, capabilities: list[str]) -> lis
 
 
 @operation(is_idempotent=True)
-def stack_checked(settings: Settings):
-    """Import the kernel package next to torch and check torch's arch list covers every GPU.
+def stack_checked(settings: Settings, venv: OperationMeta):
+    """Import the kernel package next to torch and check torch's arch list covers every GPU,
+    whenever this run changed the venv.
 
     + settings: the host's validated settings
+    + venv: the stack install operation of this run
     """
     stack = settings.stack_def()
+    if not venv.changed:
+        return  # checked when it was installed; drift from the pins reinstalls, then checks
     if not host.get_fact(VenvExists, venv=settings.venv_dir):
         return  # prepare phase of a first run: the venv is created by the stage before
     result = host.get_fact(PythonJson, python=settings.python, code=TORCH_KERNEL_CODE,

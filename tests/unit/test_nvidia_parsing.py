@@ -47,7 +47,7 @@ def test_xml_from_real_h100():
         "580.159.04", "13.0", 81559, "NVIDIA H100 80GB HBM3")
 
 
-@pytest.mark.parametrize("capture", sorted(p.name for p in CAPTURES.iterdir()))
+@pytest.mark.parametrize("capture", sorted(p.name for p in CAPTURES.iterdir() if p.is_dir()))
 def test_every_lab_capture_agrees_across_its_three_formats(capture):
     folder = CAPTURES / capture
     [from_csv] = nvidia.parse_query_csv((folder / "query-gpu.csv").read_text())

@@ -37,7 +37,10 @@ def test_stack_installs_into_a_new_venv_then_records():
     assert commands[1].startswith("/opt/sglang/venv/bin/pip install")
     assert "--trusted-host 10.213.0.1" in commands[1]
     assert "torch==2.14.1" in commands[1] and "sglang==0.5.23" in commands[1]
-    assert "stack.json" in commands[-1]
+    assert "stack.json" in commands[-2]
+    assert commands[-1].endswith("> /opt/sglang/sglang-options.json.new && mv "
+                                 "/opt/sglang/sglang-options.json.new "
+                                 "/opt/sglang/sglang-options.json")
 
 
 def test_stack_does_nothing_when_pins_and_record_match():
@@ -76,7 +79,8 @@ def test_service_refuses_an_argv_the_installed_sglang_rejects():
     rejection = ("usage: sglang.launch_server [-h]\nsglang.launch_server: error: ambiguous "
                  "option: --disable-flashinfer could match --disable-flashinfer-autotune, "
                  "--disable-flashinfer-cutlass-moe-fp4-allgather")
-    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "FileContents": None}
+    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "FileContents": None,
+             "Sha256File": None}
     fake = FakeHost("lab-1", facts)
     answers = iter([{"version": PINNED, "options": sorted(options())},
                     {"error": rejection, "status": 2}])
