@@ -4,6 +4,8 @@ simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on 
     lab/lab up [N] [--profiles a,b,...]   bring up N hosts (replacing any running lab)
     lab/lab status                        what is up
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
+    lab/lab reboot HOST                   power a host off cleanly and boot it again
+    lab/lab poweroff HOST                 power a host off (it becomes unreachable)
     lab/lab down [--purge]                remove everything up made (--purge: the base root too)
 
 Needs root, debootstrap, systemd-container (systemd-nspawn) and tinyproxy.
@@ -340,6 +342,23 @@ def cause(name: str, which: str) -> None:
     say(f"{name}: {CAUSES[which][0]}")
 
 
+def poweroff(name: str) -> dict:
+    host = next((h for h in read_hosts() if h["name"] == name), None)
+    if host is None:
+        raise LabError(f"no lab host named {name!r} is up")
+    stop(f"host-{name}")
+    return host
+
+
+def reboot(name: str) -> None:
+    """What a reboot is to the host: a clean poweroff, then a boot of the same disk."""
+    host = poweroff(name)
+    boot_host(name, HOSTS / name / "root")
+    wait_port(host["address"], 22, 90, f"sshd on {name}")
+    ssh(host["address"], "systemctl is-system-running --wait >/dev/null || true")
+    say(f"{name} rebooted")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -353,6 +372,8 @@ def main(argv: list[str]) -> int:
     cause_parser = sub.add_parser("cause")
     cause_parser.add_argument("host")
     cause_parser.add_argument("cause", choices=sorted(CAUSES))
+    sub.add_parser("reboot").add_argument("host")
+    sub.add_parser("poweroff").add_argument("host")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -364,6 +385,11 @@ def main(argv: list[str]) -> int:
             return status()
         elif args.command == "cause":
             cause(args.host, args.cause)
+        elif args.command == "reboot":
+            reboot(args.host)
+        elif args.command == "poweroff":
+            poweroff(args.host)
+            say(f"{args.host} powered off")
     except LabError as error:
         print(f"lab: error: {error}", file=sys.stderr)
         return 1

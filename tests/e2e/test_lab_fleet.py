@@ -140,6 +140,37 @@ def test_server_killed_with_sigkill_comes_back_by_itself(fleet):
         timeout=60)
 
 
+def test_host_reboot_brings_the_service_back_by_itself(fleet):
+    lab("reboot", "lab-1")
+    assert wait_for(lambda: curl("lab-1", "/health")[0] == 200, timeout=60)
+    assert ssh("lab-1", "systemctl is-active sglang").stdout.strip() == "active"
+
+
+def test_host_lost_in_the_middle_of_a_run_is_named_and_the_others_finish(fleet, tmp_path):
+    for host in ("lab-1", "lab-2"):  # give both hosts work: the stack is installed again
+        ssh(host, "rm -f /opt/sglang/stack.json")
+    fleet_file = tmp_path / "fleet.py"
+    fleet_file.write_text("from lab.inventory import lab_hosts\n"
+                          "gpu_servers = [h for h in lab_hosts() if h[0] != 'lab-3']\n")
+    running = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
+                               env={**os.environ, "SGLANG_FLEET": str(fleet_file)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(lambda: ssh("lab-2", "pgrep -f 'venv/bin/pip install'").stdout,
+                        timeout=120, step=0.2), "the run never reached lab-2's venv install"
+        lab("poweroff", "lab-2")
+        out, _ = running.communicate(timeout=300)
+    finally:
+        running.kill()
+    try:
+        assert running.returncode != 0
+        assert "lab-1  healthy" in out, out[-3000:]
+        assert re.search(r"1 of 2 hosts failed: lab-2", out), out[-3000:]
+    finally:
+        lab("reboot", "lab-2")
+    assert deploy(tmp_path, {"lab-2": {}}).returncode == 0
+
+
 def test_port_held_by_another_process_stops_preflight_and_changes_nothing(fleet, tmp_path):
     ssh("lab-2", "systemctl stop sglang && systemd-run --unit=squatter python3 -m http.server "
                  "8000 && sleep 1")
