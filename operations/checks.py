@@ -31,7 +31,6 @@ from operations.facts import (
     UnitState,
 )
 from operations.preflight import SERVICE_UNIT, evaluate
-from operations.python_env import arch_covers, pins_missing
 from operations.settings import Settings
 from operations.symptoms import BY_KEY, SYMPTOMS, Symptom, match
 
@@ -93,6 +92,36 @@ def gather(get_fact: FactRunner, settings: Settings) -> dict[str, Any]:
                                                      "code": GENERATE_CODE,
                                                      "args": (f"{base}/generate",)})
     return evidence
+
+
+def normal_name(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def pins_missing(wanted: dict[str, str], installed: dict[str, str]) -> list[str]:
+    """Pins that the installed distributions do not satisfy exactly."""
+    return [f"{name}=={pin} (installed: {installed.get(normal_name(name), 'none')})"
+            for name, pin in wanted.items() if installed.get(normal_name(name)) != pin]
+
+
+def arch_covers(arch_list: list[str], capability: str) -> bool:
+    """Whether torch's CUDA arch list can run on a GPU of ``capability`` ("12.0").
+
+    A cubin for the exact architecture runs; PTX (compute_XY) for an equal or older
+    architecture is JIT-compiled by the driver.
+    """
+    major, minor = capability.split(".")
+    wanted = int(major) * 10 + int(minor)
+    for arch in arch_list:
+        kind, _, number = arch.partition("_")
+        number = number.rstrip("af")
+        if not number.isdigit():
+            continue
+        if kind == "sm" and int(number) == wanted:
+            return True
+        if kind == "compute" and int(number) <= wanted:
+            return True
+    return False
 
 
 def _from_preflight(settings: Settings, ev: dict, names: set[str], check: str) -> Finding:

@@ -19,6 +19,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
+from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
 from operations.facts import (
     DISTRIBUTIONS_CODE,
     SGLANG_OPTIONS_CODE,
@@ -29,7 +30,6 @@ from operations.facts import (
 )
 from operations.outcome import fail
 from operations.settings import Settings
-from operations.symptoms import BY_KEY, explain, match
 
 
 def record_path(settings: Settings) -> str:
@@ -60,16 +60,6 @@ def wanted_record(settings: Settings) -> dict:
         "find_links": settings.pip_find_links
         if settings.pip_find_links is not None else list(stack.find_links),
     }
-
-
-def _normal(name: str) -> str:
-    return name.lower().replace("_", "-")
-
-
-def pins_missing(wanted: dict[str, str], installed: dict[str, str]) -> list[str]:
-    """Pins that the installed distributions do not satisfy exactly."""
-    return [f"{name}=={pin} (installed: {installed.get(_normal(name), 'none')})"
-            for name, pin in wanted.items() if installed.get(_normal(name)) != pin]
 
 
 def pip_commands(settings: Settings, record: dict) -> list[str]:
@@ -111,7 +101,7 @@ def stack_installed(settings: Settings):
     else:
         # pip takes 0.4.10+other-build as satisfying ==0.4.10: remove inexact ones first.
         inexact = [name for name, pin in wanted["packages"].items()
-                   if installed.get(_normal(name)) not in (None, pin)]
+                   if installed.get(normal_name(name)) not in (None, pin)]
         if inexact:
             yield StringCommand(shlex.join([f"{settings.venv_dir}/bin/pip", "uninstall", "-y",
                                             *inexact]))
@@ -121,45 +111,6 @@ def stack_installed(settings: Settings):
     yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "
                         f"> {path}.new && mv {path}.new {path}")
     yield _write_options(settings)
-
-
-def arch_covers(arch_list: list[str], capability: str) -> bool:
-    """Whether torch's CUDA arch list can run on a GPU of ``capability`` ("12.0").
-
-    A cubin for the exact architecture runs; PTX (compute_XY) for an equal or older
-    architecture is JIT-compiled by the driver.
-    """
-    major, minor = capability.split(".")
-    wanted = int(major) * 10 + int(minor)
-    for arch in arch_list:
-        kind, _, number = arch.partition("_")
-        number = number.rstrip("af")
-        if not number.isdigit():
-            continue
-        if kind == "sm" and int(number) == wanted:
-            return True
-        if kind == "compute" and int(number) <= wanted:
-            return True
-    return False
-
-
-def check_messages(host_name: str, result: dict, capabilities: list[str]) -> list[str]:
-    """Why the venv cannot serve these GPUs, one line per problem (pure: unit-tested)."""
-    error = result.get("error") or result.get("kernel_error")
-    if error:
-        found = match(error)
-        if found:
-            return [f"{host_name}: venv check failed: {explain(*found)}"]
-        tail = " | ".join(error.strip().splitlines()[-3:])
-        return [f"{host_name}: venv check failed: importing torch and the kernel package: {tail}"]
-    messages = []
-    for capability in sorted(set(capabilities)):
-        if not arch_covers(result["arch_list"], capability):
-            line = (f"torch {result['torch']} arch list {result['arch_list']} has no kernel "
-                    f"for compute capability {capability}")
-            messages.append(f"{host_name}: venv check failed: "
-                            f"{explain(BY_KEY['no-kernel-image'], line)}")
-    return messages
 
 
 @operation(is_idempotent=True)
@@ -177,7 +128,10 @@ def stack_checked(settings: Settings, venv: OperationMeta):
         return  # prepare phase of a first run: the venv is created by the stage before
     result = host.get_fact(PythonJson, python=settings.python, code=TORCH_KERNEL_CODE,
                            args=(stack.torch_module, stack.kernel_module))
-    capabilities = [g["compute_cap"] for g in host.get_fact(NvidiaGpus)["gpus"] if g["compute_cap"]]
-    messages = check_messages(host.name, result, capabilities)
-    if messages:
-        yield fail(messages)
+    evidence = {"torch": result, "gpus": host.get_fact(NvidiaGpus)}
+    failed = [finding for finding in (check_kernel_abi(settings, evidence),
+                                      check_torch_arch(settings, evidence)) if not finding.ok]
+    if failed:  # a failed torch import fails both checks with the same words: say it once
+        yield fail(list(dict.fromkeys(
+            f"{host.name}: venv check failed: {finding.message(host.name).split(': ', 2)[2]}"
+            for finding in failed)))
