@@ -50,6 +50,10 @@ class NvidiaGpus(FactBase):
             "; echo ---; nvidia-smi | head -n 4"
         )
 
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return {"driver": None, "cuda": None, "gpus": [], "error": "nvidia-smi could not be read"}
+
     def process(self, output: list[str]) -> dict[str, Any]:
         lines, status = _split_status(output)
         if status != 0:
@@ -127,6 +131,10 @@ class Pid1(FactBase):
     def command(self) -> str:
         return "cat /proc/1/comm 2>/dev/null || echo unknown"
 
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return "unknown"
+
     def process(self, output: list[str]) -> str:
         return output[0].strip() if output else "unknown"
 
@@ -136,6 +144,10 @@ class VenvExists(FactBase):
 
     def command(self, venv: str) -> str:
         return f"[ -x {shlex.quote(venv + '/bin/python')} ] && echo yes || echo no"
+
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return False
 
     def process(self, output: list[str]) -> bool:
         return output == ["yes"]
@@ -150,6 +162,10 @@ class PythonJson(FactBase):
         return _with_status(f"command -v {shlex.quote(python)} >/dev/null || "
                             f"{{ echo 'no python at {python}'; exit 3; }}; "
                             f"{shlex.quote(python)} -c {shlex.quote(code)} {argv}")
+
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return {"error": "the host could not be read"}
 
     def process(self, output: list[str]) -> dict[str, Any]:
         lines, status = _split_status(output)
@@ -210,6 +226,10 @@ class LibnumaLinked(FactBase):
         return ("(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) "
                 "| grep -c 'libnuma.so.1 ' || true")
 
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return False
+
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[-1].strip().isdigit() and int(output[-1]) > 0
 
@@ -225,6 +245,10 @@ class UnitState(FactBase):
         props = ",".join(self.PROPERTIES)
         return _with_status(f"systemctl show -p {props} {shlex.quote(unit)}")
 
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return {"error": "the host could not be read"}
+
     def process(self, output: list[str]) -> dict[str, str]:
         lines, status = _split_status(output)
         if status != 0:
@@ -239,6 +263,10 @@ class ProcessInfo(FactBase):
         pid = int(pid)
         return (f"[ -d /proc/{pid} ] && [ {pid} -gt 0 ] && {{ stat -c %U /proc/{pid}; "
                 f"tr '\\0' '\\n' < /proc/{pid}/cmdline; }} || true")
+
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return None
 
     def process(self, output: list[str]) -> dict[str, Any] | None:
         return {"user": output[0], "argv": output[1:]} if output else None

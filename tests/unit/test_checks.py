@@ -140,3 +140,19 @@ def test_real_h100_torch_without_kernel_package():
     assert "torch-arch" not in found
     assert found["kernel-abi"].found == "ModuleNotFoundError: No module named 'sgl_kernel'"
     assert "not installed" in found["kernel-abi"].cause
+
+
+def test_a_host_lost_mid_run_gives_findings_not_exceptions():
+    """pyinfra hands an operation a fact's default when the host stops answering; found when a
+    lab host was powered off in the middle of a deploy (it crashed the whole run once)."""
+    from operations import facts as f
+    evidence = {"gpus": f.NvidiaGpus.default(), "free_gb": {"/opt/sglang": None},
+                "port": f.PortListener.default(), "pid1": f.Pid1.default(),
+                "libnuma": f.LibnumaLinked.default(), "venv": f.PythonJson.default(),
+                "torch": f.PythonJson.default(), "unit": f.UnitState.default(),
+                "journal": f.JournalTail.default(), "process": f.ProcessInfo.default(),
+                "health": f.PythonJson.default()}
+    findings = checks.verify(SETTINGS, evidence)
+    assert {finding.check for finding in findings if not finding.ok} >= {
+        "gpus", "driver", "unit", "health", "inference", "port"}
+    assert json.loads(json.dumps([f.NvidiaGpus.default(), f.UnitState.default()]))
