@@ -8,6 +8,7 @@ Only orders the stages; each stage is a module of operations/.
 from pyinfra import host, inventory
 
 from operations import health, preflight, python_env, secrets, service, system_packages
+from operations.connection import guard_lost_hosts
 from operations.report import fleet_report
 from operations.settings import fleet_settings
 
@@ -16,6 +17,7 @@ fleet = fleet_settings({h.name: h.data.dict() for h in inventory})
 for name, host_settings in fleet.items():
     secrets.load(name, host_settings)  # unreadable secrets stop the run before any host
 settings = fleet[host.name]
+guard_lost_hosts()
 fleet_report("deploy")
 
 preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
