@@ -20,10 +20,10 @@ from operations import remediation, service
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.outcome import fail
+from operations.preflight import SERVICE_UNIT
 from operations.report import note
 from operations.settings import Settings
 
-UNIT = "sglang.service"
 
 def _health_status(settings: Settings) -> int:
     probe = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
@@ -42,11 +42,11 @@ def restarted(settings: Settings, changes: list[OperationMeta]):
     if not any(change.changed for change in changes) and _health_status(settings) == 200:
         return
     yield "systemctl daemon-reload"
-    yield f"systemctl restart {UNIT}"
+    yield f"systemctl restart {SERVICE_UNIT}"
 
 
 def enabled_and_running() -> None:
-    systemd.service(name="sglang.service enabled and running", service=UNIT, running=True,
+    systemd.service(name="sglang.service enabled and running", service=SERVICE_UNIT, running=True,
                     enabled=True)
 
 

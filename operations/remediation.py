@@ -28,11 +28,11 @@ from pyinfra.facts.files import FileContents
 from operations.diagnosis import Diagnosis, diagnose
 from operations.facts import JournalTail, LibnumaLinked, PythonJson, UnitState
 from operations.outcome import fail
+from operations.preflight import SERVICE_UNIT
 from operations.report import note
 from operations.settings import Settings
 
 MAX_STEPS = 3
-UNIT = "sglang.service"
 WAIT_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_wait.py").read_text()
 
 # symptom key -> remedies to try, in order (each at most once, except where repeated).
@@ -114,14 +114,14 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str]) -> Step 
 def health_now(settings: Settings, timeout_s: int) -> dict[str, Any]:
     """Wait (bounded) for /health 200 and a generate; then read what diagnose needs."""
     wait = host.get_fact(PythonJson, python="python3", code=WAIT_CODE,
-                         args=(str(settings.port), str(timeout_s), UNIT))
+                         args=(str(settings.port), str(timeout_s), SERVICE_UNIT))
     evidence = {
         "wait": wait,
         "health": {"status": 200 if wait.get("healthy") else 503 if "503" in
                    wait.get("reason", "") else 0},
         "generate": {"tokens": wait.get("tokens", 0)},
-        "unit": host.get_fact(UnitState, unit=UNIT),
-        "journal": host.get_fact(JournalTail, unit=UNIT),
+        "unit": host.get_fact(UnitState, unit=SERVICE_UNIT),
+        "journal": host.get_fact(JournalTail, unit=SERVICE_UNIT),
         "libnuma": host.get_fact(LibnumaLinked),
     }
     if wait.get("error"):  # the wait itself failed to run
@@ -160,7 +160,7 @@ def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[String
             "symptom": diagnosis.symptom.symptom if diagnosis.symptom else None,
             "evidence": diagnosis.evidence_line})
         yield _write_record(settings, record)
-        yield StringCommand("systemctl daemon-reload && systemctl restart sglang.service")
+        yield StringCommand(f"systemctl daemon-reload && systemctl restart {SERVICE_UNIT}")
         diagnosis = diagnose(health_now(settings, settings.health_timeout_s))
     if diagnosis.healthy:
         note(host.name, f"remediated: {'; '.join(taken)}; healthy again")

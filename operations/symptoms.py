@@ -75,8 +75,3 @@ def match(evidence: str) -> tuple[Symptom, str] | None:
             if symptom.signature.search(line):
                 return symptom, line.strip()
     return None
-
-
-def explain(symptom: Symptom, evidence_line: str) -> str:
-    return (f"chart symptom {symptom.symptom!r}: found {evidence_line!r}; "
-            f"cause: {symptom.cause}; fix: {symptom.fix}")

@@ -45,6 +45,16 @@ def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = Non
                           text=True, cwd=ROOT, env=env, timeout=900)
 
 
+def start_deploy(tmp_path: Path, hosts: list[str]) -> subprocess.Popen:
+    """A deploy of some lab hosts, running in the background, for faults during a run."""
+    fleet = tmp_path / "fleet.py"
+    fleet.write_text("from lab.inventory import lab_hosts\n"
+                     f"gpu_servers = [h for h in lab_hosts() if h[0] in {hosts!r}]\n")
+    return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
+                            env={**os.environ, "SGLANG_FLEET": str(fleet)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def diagnose(*extra: str) -> subprocess.CompletedProcess:
     return deploy(script="diagnose.py", extra=extra)
 

@@ -5,7 +5,6 @@ a clean teardown. Tests run in file order and share one lab."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -14,14 +13,13 @@ import pytest
 
 from tests.e2e.conftest import (
     LAB_DIR,
-    PYINFRA,
-    ROOT,
     changed_hosts,
     curl,
     deploy,
     lab,
     lab_hosts,
     ssh,
+    start_deploy,
     wait_for,
 )
 
@@ -149,12 +147,7 @@ def test_host_reboot_brings_the_service_back_by_itself(fleet):
 def test_host_lost_in_the_middle_of_a_run_is_named_and_the_others_finish(fleet, tmp_path):
     for host in ("lab-1", "lab-2"):  # give both hosts work: the stack is installed again
         ssh(host, "rm -f /opt/sglang/stack.json")
-    fleet_file = tmp_path / "fleet.py"
-    fleet_file.write_text("from lab.inventory import lab_hosts\n"
-                          "gpu_servers = [h for h in lab_hosts() if h[0] != 'lab-3']\n")
-    running = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
-                               env={**os.environ, "SGLANG_FLEET": str(fleet_file)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    running = start_deploy(tmp_path, ["lab-1", "lab-2"])
     try:
         assert wait_for(lambda: ssh("lab-2", "pgrep -f 'venv/bin/pip install'").stdout,
                         timeout=120, step=0.2), "the run never reached lab-2's venv install"
@@ -206,12 +199,7 @@ def test_nearly_full_disk_fails_preflight_before_installing(fleet, tmp_path):
 
 def test_deploy_interrupted_during_the_venv_install_converges_next_time(fleet, tmp_path):
     ssh("lab-1", "systemctl stop sglang; rm -rf /opt/sglang/venv /opt/sglang/stack.json")
-    fleet_file = tmp_path / "fleet.py"
-    fleet_file.write_text("from lab.inventory import lab_hosts\n"
-                          "gpu_servers = [h for h in lab_hosts() if h[0] == 'lab-1']\n")
-    running = subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
-                               env={**os.environ, "SGLANG_FLEET": str(fleet_file)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = start_deploy(tmp_path, ["lab-1"])
     try:
         pip = wait_for(lambda: ssh("lab-1", "pgrep -f 'venv/bin/pip install'").stdout.split(),
                        timeout=120, step=0.2)
