@@ -27,6 +27,9 @@ def _print_summary(verb: str) -> None:
     if not state.is_executing and not _outcomes:
         return  # stopped before execution (e.g. bad settings): nothing ran on any host
     names = [h.name for h in state.inventory]
+    for failed in state.failed_hosts:  # failed outside an operation's error (a lost host)
+        _outcomes.setdefault(failed.name, "FAILED: it stopped answering or a fact could not "
+                                          "be read (see its errors above)")
     ok = "healthy" if verb == "deploy" else "ok"
     width = max((len(n) for n in names), default=4)
     print(f"\n--> Fleet summary ({verb}):")
