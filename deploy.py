@@ -5,20 +5,9 @@
 Only orders the stages; each stage is a module of operations/.
 """
 
-from pyinfra import host, inventory
+from operations import health, preflight, python_env, run, service, system_packages
 
-from operations import health, preflight, python_env, secrets, service, system_packages
-from operations.connection import guard_lost_hosts
-from operations.report import fleet_report
-from operations.settings import fleet_settings
-
-# Validates every host first: one bad setting anywhere stops the run before any host is touched.
-fleet = fleet_settings({h.name: h.data.dict() for h in inventory})
-for name, host_settings in fleet.items():
-    secrets.load(name, host_settings)  # unreadable secrets stop the run before any host
-settings = fleet[host.name]
-guard_lost_hosts()
-fleet_report("deploy")
+settings = run.host_settings("deploy")
 
 preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
 system_packages.install(settings)

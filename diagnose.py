@@ -5,16 +5,11 @@ evidence, cause and fix. Exits non-zero if any host is unhealthy.
     pyinfra inventory.py diagnose.py --data remediate=true    # and apply the chart's fixes
 """
 
-from pyinfra import host, inventory
+from pyinfra import host
 
-from operations import examine
-from operations.connection import guard_lost_hosts
-from operations.report import fleet_report
-from operations.settings import fleet_settings
+from operations import examine, run
 
-settings = fleet_settings({h.name: h.data.dict() for h in inventory})[host.name]
-guard_lost_hosts()
-fleet_report("diagnose")
+settings = run.host_settings("diagnose")
 
 # Read-only unless asked for explicitly (deploy.py remediates by default, diagnose does not).
 asked = str(host.data.get("remediate", "false")).lower() == "true"
