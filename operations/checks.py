@@ -16,10 +16,10 @@ from typing import Any
 
 from operations.facts import (
     DISTRIBUTIONS_CODE,
-    GENERATE_CODE,
     HEALTH_CODE,
     SGLANG_DRY_PARSE_CODE,
     TORCH_KERNEL_CODE,
+    WAIT_CODE,
     FreeDiskGb,
     JournalTail,
     LibnumaLinked,
@@ -32,7 +32,7 @@ from operations.facts import (
 )
 from operations.preflight import SERVICE_UNIT, evaluate
 from operations.settings import Settings
-from operations.symptoms import BY_KEY, SYMPTOMS, Symptom, match
+from operations.symptoms import BY_KEY, Symptom, match
 
 FactRunner = Callable[[type, dict[str, Any]], Any]
 
@@ -84,13 +84,13 @@ def gather(get_fact: FactRunner, settings: Settings) -> dict[str, Any]:
         evidence["dry_parse"] = get_fact(PythonJson, {"python": python,
                                                       "code": SGLANG_DRY_PARSE_CODE,
                                                       "args": tuple(argv[3:])})
-    base = f"http://127.0.0.1:{settings.port}"
-    evidence["health"] = get_fact(PythonJson, {"python": "python3", "code": HEALTH_CODE,
-                                               "args": (f"{base}/health",)})
+    evidence["health"] = get_fact(PythonJson, {
+        "python": "python3", "code": HEALTH_CODE,
+        "args": (f"http://127.0.0.1:{settings.port}/health",)})
     if evidence["health"].get("status") == 200:
-        evidence["generate"] = get_fact(PythonJson, {"python": "python3",
-                                                     "code": GENERATE_CODE,
-                                                     "args": (f"{base}/generate",)})
+        evidence["generate"] = get_fact(PythonJson, {"python": "python3", "code": WAIT_CODE,
+                                                     "args": (str(settings.port), "10",
+                                                              SERVICE_UNIT)})
     return evidence
 
 
@@ -274,7 +274,7 @@ def check_inference(settings: Settings, ev: dict) -> Finding:
     reply = ev.get("generate")
     if reply and reply.get("tokens"):
         return Finding("inference", True, f"/generate returned {reply['tokens']} tokens")
-    found = reply.get("failure") if reply else "no answer (health failed)"
+    found = (reply.get("reason") or reply.get("error")) if reply else "no answer (health failed)"
     return Finding("inference", False, f"/generate: {found}", "the server cannot generate",
                    "see the health check and `journalctl -u sglang`")
 
@@ -330,5 +330,3 @@ def restarts_grew(before: dict, after: dict) -> Finding:
                    "the server crashes and systemd restarts it",
                    "see `journalctl -u sglang` (diagnose.py names the symptom)")
 
-
-__all__ = ["CHECKS", "Finding", "SYMPTOMS", "gather", "restarts_grew", "verify"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -304,21 +305,6 @@ except OSError:
 print(json.dumps({"status": status}))
 """
 
-# One small generate request: tokens returned, or the error. The API key, if any, is read on
-# the host from the deploy's root-only file, never passed in argv.
-GENERATE_CODE = """
-import json, sys, urllib.request
-headers = {"Content-Type": "application/json"}
-try:
-    headers["Authorization"] = "Bearer " + json.load(open("/etc/sglang/api-key.json"))["api-key"]
-except Exception:
-    pass
-body = json.dumps({"text": "The capital of France is",
-                   "sampling_params": {"max_new_tokens": 8, "temperature": 0}}).encode()
-request = urllib.request.Request(sys.argv[1], data=body, headers=headers)
-try:
-    reply = json.load(urllib.request.urlopen(request, timeout=120))
-    print(json.dumps({"tokens": reply["meta_info"]["completion_tokens"], "text": reply["text"]}))
-except Exception as error:
-    print(json.dumps({"tokens": 0, "failure": f"{type(error).__name__}: {error}"}))
-"""
+# Wait (bounded) for /health 200, then one small generate: files/health_wait.py, run with the
+# system python3 and (port, timeout seconds, unit); it reads the API key on the host itself.
+WAIT_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_wait.py").read_text()

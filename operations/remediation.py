@@ -18,7 +18,6 @@ import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from pyinfra import host
@@ -26,14 +25,13 @@ from pyinfra.api import StringCommand
 from pyinfra.facts.files import FileContents
 
 from operations.diagnosis import Diagnosis, diagnose
-from operations.facts import JournalTail, LibnumaLinked, PythonJson, UnitState
+from operations.facts import WAIT_CODE, JournalTail, LibnumaLinked, PythonJson, UnitState
 from operations.outcome import fail
 from operations.preflight import SERVICE_UNIT
 from operations.report import note
 from operations.settings import Settings
 
 MAX_STEPS = 3
-WAIT_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_wait.py").read_text()
 
 # symptom key -> remedies to try, in order (each at most once, except where repeated).
 REMEDIES: dict[str, list[str]] = {

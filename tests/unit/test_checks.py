@@ -124,9 +124,18 @@ def test_restart_count_growing_is_a_restart_loop():
     assert not grew.ok and "from 2 to 5" in grew.found
 
 
-def test_findings_are_json_friendly_for_reports():
+def test_a_failure_message_says_found_symptom_cause_and_fix_in_that_order():
     message = failed(healthy_evidence(libnuma=False))["libnuma"].message("gpu-01")
-    assert json.loads(json.dumps(message)).startswith("gpu-01: libnuma: found")
+    parts = ["gpu-01: libnuma: found no libnuma.so.1", "; chart symptom 'libnuma.so.1",
+             "; likely cause: the libnuma system library", "; fix: apt-get install"]
+    positions = [message.index(part) for part in parts]
+    assert positions == sorted(positions)
+
+
+def test_inference_failure_reports_the_waits_reason():
+    reply = {"healthy": False, "tokens": 0, "reason": "/generate returned no tokens"}
+    found = failed(healthy_evidence(generate=reply))["inference"].found
+    assert found == "/generate: /generate returned no tokens"
 
 
 def test_real_h100_torch_without_kernel_package():
