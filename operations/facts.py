@@ -274,16 +274,13 @@ class ProcessInfo(FactBase):
 
 
 class JournalTail(FactBase):
-    """The last lines a unit wrote in its current or last run (``journalctl``); the unit's
-    recent journal when that run wrote almost nothing."""
+    """The unit's last journal lines: its last runs, not only the current one, since a crashed
+    run is restarted within seconds and its error is what matters (the diagnosis takes the
+    latest line that matches a symptom)."""
 
     def command(self, unit: str, lines: int = 60) -> str:
-        unit_q, count = shlex.quote(unit), int(lines)
-        return (f"id=$(systemctl show -p InvocationID --value {unit_q} 2>/dev/null); "
-                f"out=$([ -n \"$id\" ] && journalctl _SYSTEMD_INVOCATION_ID=$id --no-pager "
-                f"-o cat -n {count} 2>/dev/null); "
-                f"if [ $(printf '%s' \"$out\" | grep -c .) -ge 2 ]; then printf '%s\\n' \"$out\"; "
-                f"else journalctl -u {unit_q} --no-pager -o cat -n {count} 2>/dev/null; fi; true")
+        return (f"journalctl -u {shlex.quote(unit)} --no-pager -o cat -n {int(lines)} "
+                "2>/dev/null; true")
 
     def process(self, output: list[str]) -> list[str]:
         return output
