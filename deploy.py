@@ -2,23 +2,38 @@
 
     pyinfra inventory.py deploy.py
 
-Only orders the stages; each stage is a module of operations/.
+Only orders the stages; each stage is a module of operations/. Stages 3 to 5 run in rolling
+batches (operations/rollout.py): a change that restarts serving hosts goes a batch at a time.
 """
 
-from operations import health, preflight, python_env, run, service, system_packages
+from pyinfra import host
+from pyinfra.api import deploy
+
+from operations import health, preflight, python_env, rollout, run, service, system_packages
+from operations.settings import Settings
 
 settings = run.host_settings("deploy")
 
+
+@deploy("Rolling batch")
+def converge(settings: Settings) -> None:
+    venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
+                                      settings=settings)
+    python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the "
+                             "GPUs", settings=settings, venv=venv)
+    unit = service.configured(name="sglang.service rendered, dry-parsed and written",
+                              settings=settings)
+    restart = health.restarted(name="Restart sglang.service after a change or when unhealthy",
+                               settings=settings, changes=[venv, unit])
+    health.enabled_and_running()
+    health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
+                   restart=restart)
+    rollout.recorded(name="Record the configuration it is healthy with", settings=settings)
+
+
 preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
 system_packages.install(settings)
-venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
-                                  settings=settings)
-python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the GPUs",
-                         settings=settings, venv=venv)
-unit = service.configured(name="sglang.service rendered, dry-parsed and written",
-                          settings=settings)
-restart = health.restarted(name="Restart sglang.service after a change or when unhealthy",
-                           settings=settings, changes=[venv, unit])
-health.enabled_and_running()
-health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
-               restart=restart)
+rollout.planned(name="Rollout plan: serving now, and with which configuration",
+                settings=settings)
+for batch in host.loop(rollout.batch_numbers(settings)):
+    converge(settings, _if=rollout.turn(host.name, batch))

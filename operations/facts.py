@@ -290,7 +290,8 @@ class JournalTail(FactBase):
         return []
 
 
-# /health status code (0 when nothing answers); run with the system python3.
+# /health status code (0 when nothing answers) and, given a second argument, that file's
+# contents (null when missing); run with the system python3.
 HEALTH_CODE = """
 import json, sys, urllib.request, urllib.error
 try:
@@ -299,7 +300,13 @@ except urllib.error.HTTPError as e:
     status = e.code
 except OSError:
     status = 0
-print(json.dumps({"status": status}))
+found = {"status": status}
+if len(sys.argv) > 2:
+    try:
+        found["record"] = open(sys.argv[2]).read()
+    except OSError:
+        found["record"] = None
+print(json.dumps(found))
 """
 
 # Wait (bounded) for /health 200, then one small generate: files/health_wait.py, run with the

@@ -30,6 +30,11 @@ def _print_summary(verb: str) -> None:
     for failed in state.failed_hosts:  # failed outside an operation's error (a lost host)
         _outcomes.setdefault(failed.name, "FAILED: it stopped answering or a fact could not "
                                           "be read (see its errors above)")
+    from operations.rollout import PLAN, summary
+
+    for name in PLAN.untouched:
+        _outcomes.setdefault(name, "untouched: the roll stopped before its batch; it serves "
+                                   "the previous configuration")
     ok = "healthy" if verb == "deploy" else "ok"
     width = max((len(n) for n in names), default=4)
     print(f"\n--> Fleet summary ({verb}):")
@@ -37,7 +42,9 @@ def _print_summary(verb: str) -> None:
         print(f"    {name:<{width}}  {_outcomes.get(name, ok)}")
         for text in dict.fromkeys(_notes.get(name, [])):
             print(f"    {'':<{width}}  {text}")
-    failed = [n for n in names if n in _outcomes]
+    for line in summary():
+        print(f"--> {line}")
+    failed = [n for n in names if n in _outcomes and n not in PLAN.untouched]
     if failed:
         print(f"--> {len(failed)} of {len(names)} hosts failed: {', '.join(failed)}")
     else:

@@ -28,10 +28,12 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _URL_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+$")
 
 
-def _setting(default: Any, meaning: str) -> Any:
+def _setting(default: Any, meaning: str, restarts: bool = False) -> Any:
+    """``restarts``: a change to it restarts the server, so it rolls through the fleet."""
+    metadata = {"meaning": meaning, "restarts": restarts}
     if isinstance(default, (list, dict, tuple)):
-        return field(default_factory=lambda: type(default)(default), metadata={"meaning": meaning})
-    return field(default=default, metadata={"meaning": meaning})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 class SettingsError(ValueError):
@@ -40,26 +42,35 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    stack: str = _setting(DEFAULT_STACK, "Stack of pinned packages (see Stacks).")
-    profile: str = _setting(DEFAULT_PROFILE, "Profile of server intents (see Profiles).")
-    model: str = _setting("Qwen/Qwen3-32B-AWQ", "Hugging Face model id or absolute path.")
-    bind_address: str = _setting("0.0.0.0", "Address the server listens on (--host).")
-    port: int = _setting(8000, "Port the server listens on.")
-    tp_size: int | None = _setting(None, "Tensor parallel size; default: the host's GPU count.")
-    extra_flags: list = _setting([], "Extra SGLang flags appended to the profile's, one word each.")
-    mem_fraction_static: float | None = _setting(None, "Override the profile's memory fraction.")
-    max_total_tokens: int | None = _setting(None, "Override the profile's max total tokens.")
-    install_dir: str = _setting("/opt/sglang", "Where the venv and the deploy's records live.")
-    venv_path: str | None = _setting(None, "The venv; default: <install_dir>/venv.")
-    model_cache_dir: str = _setting("/var/cache/sglang", "Hugging Face cache (HF_HOME).")
-    service_user: str = _setting("sglang", "System user the service runs as.")
+    stack: str = _setting(DEFAULT_STACK, "Stack of pinned packages (see Stacks).", restarts=True)
+    profile: str = _setting(DEFAULT_PROFILE, "Profile of server intents (see Profiles).",
+                            restarts=True)
+    model: str = _setting("Qwen/Qwen3-32B-AWQ", "Hugging Face model id or absolute path.",
+                          restarts=True)
+    bind_address: str = _setting("0.0.0.0", "Address the server listens on (--host).",
+                                 restarts=True)
+    port: int = _setting(8000, "Port the server listens on.", restarts=True)
+    tp_size: int | None = _setting(None, "Tensor parallel size; default: the host's GPU count.",
+                                   restarts=True)
+    extra_flags: list = _setting([], "Extra SGLang flags appended to the profile's, one word each.",
+                                 restarts=True)
+    mem_fraction_static: float | None = _setting(None, "Override the profile's memory fraction.",
+                                                 restarts=True)
+    max_total_tokens: int | None = _setting(None, "Override the profile's max total tokens.",
+                                            restarts=True)
+    install_dir: str = _setting("/opt/sglang", "Where the venv and the deploy's records live.",
+                                restarts=True)
+    venv_path: str | None = _setting(None, "The venv; default: <install_dir>/venv.", restarts=True)
+    model_cache_dir: str = _setting("/var/cache/sglang", "Hugging Face cache (HF_HOME).",
+                                    restarts=True)
+    service_user: str = _setting("sglang", "System user the service runs as.", restarts=True)
     min_free_disk_gb: int = _setting(100, "Free disk needed where the venv and cache live.")
     min_gpu_memory_mib: int = _setting(32000, "GPU memory class: 32 GB (an RTX 5090: 32607 MiB).")
     gpu_compute_capability: str = _setting("12.0", "Compute capability every GPU must have.")
     health_timeout_s: int = _setting(900, "How long to wait for /health to answer 200.")
     gpu_memory_slack_mib: int = _setting(3072, "GPU memory in use allowed above the profile's "
                                          "static fraction (verification).")
-    environment: dict = _setting({}, "Extra environment variables for the server.")
+    environment: dict = _setting({}, "Extra environment variables for the server.", restarts=True)
     remediate: bool = _setting(True, "Apply the chart's fix when health fails after a change "
                                "(diagnose.py: only with --data remediate=true).")
     pip_index_url: str | None = _setting(None, "Replaces the stack's pip index URL.")
@@ -71,6 +82,8 @@ class Settings:
                                         "SGLANG_API_KEY= lines (outside the repo); the "
                                         "environment's HF_TOKEN / SGLANG_API_KEY win.")
     custom_stacks: dict = _setting({}, "Extra stacks by name (Stack objects), e.g. a mirror's.")
+    roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
+                                     "a percentage of the fleet; the same on every host.")
 
     @property
     def venv_dir(self) -> str:
@@ -88,6 +101,7 @@ class Settings:
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
+RESTART_SETTINGS = tuple(f.name for f in fields(Settings) if f.metadata["restarts"])
 
 
 def _check(host: str, key: str, ok: bool, why: str, value: Any) -> None:
@@ -185,6 +199,10 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
         settings.environment)
     _check(host, "remediate", isinstance(settings.remediate, bool), "must be true or false",
            settings.remediate)
+    _check(host, "roll_batch", (_is_int(settings.roll_batch) and settings.roll_batch >= 1) or (
+        isinstance(settings.roll_batch, str)
+        and bool(re.fullmatch(r"([1-9][0-9]?|100)%", settings.roll_batch))),
+        "must be a host count (1 or more) or a percentage like 25%", settings.roll_batch)
     if settings.venv_path is not None:
         _abs_path(host, "venv_path", settings.venv_path)
     if settings.secrets_file is not None:
@@ -207,6 +225,10 @@ def fleet_settings(hosts: dict[str, dict[str, Any]]) -> dict[str, Settings]:
             errors.append(str(error))
         except TypeError as error:  # e.g. a value of a type the dataclass cannot take
             errors.append(f"{name}: {error}")
+    rolls = {name: s.roll_batch for name, s in result.items()}
+    if len(set(map(str, rolls.values()))) > 1:
+        errors.append("setting 'roll_batch' must be the same on every host: " + ", ".join(
+            f"{name} has {value!r}" for name, value in rolls.items()))
     if errors:
         raise SettingsError("invalid settings, nothing was changed on any host:\n  "
                             + "\n  ".join(errors))
