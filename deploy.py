@@ -2,14 +2,24 @@
 
     pyinfra inventory.py deploy.py
 
-Only orders the stages; each stage is a module of operations/. Stages 3 to 5 run in rolling
-batches (operations/rollout.py): a change that restarts serving hosts goes a batch at a time.
+Only orders the stages; each stage is a module of operations/. On workers, stages 3 to 5 run
+in rolling batches (operations/rollout.py): a change that restarts serving hosts goes a batch at
+a time. Gateways (group sglang_gateways) get the router (operations/gateway.py).
 """
 
 from pyinfra import host
 from pyinfra.api import deploy
 
-from operations import health, preflight, python_env, rollout, run, service, system_packages
+from operations import (
+    gateway,
+    health,
+    preflight,
+    python_env,
+    rollout,
+    run,
+    service,
+    system_packages,
+)
 from operations.settings import Settings
 
 settings = run.host_settings("deploy")
@@ -29,11 +39,15 @@ def converge(settings: Settings) -> None:
     health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
                    restart=restart)
     rollout.recorded(name="Record the configuration it is healthy with", settings=settings)
+    gateway.joined(name="In every router, healthy", settings=settings)
 
 
-preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
-system_packages.install(settings)
-rollout.planned(name="Rollout plan: serving now, and with which configuration",
-                settings=settings)
-for batch in host.loop(rollout.batch_numbers(settings)):
-    converge(settings, _if=rollout.turn(host.name, batch))
+if gateway.is_gateway():
+    gateway.install(settings)
+else:
+    preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
+    system_packages.install(settings)
+    rollout.planned(name="Rollout plan: serving now, and with which configuration",
+                    settings=settings)
+    for batch in host.loop(rollout.batch_numbers(settings)):
+        converge(settings, _if=rollout.turn(host.name, batch))

@@ -26,9 +26,11 @@ if _fleet_file:
         raise SystemExit(f"{_fleet_file}: the host list is empty")
     globals().update(_groups)
 else:
-    from lab.inventory import lab_hosts
+    from lab.inventory import lab_gateways, lab_hosts
 
     gpu_servers = lab_hosts()
+    if lab_gateways():
+        sglang_gateways = lab_gateways()
     if not gpu_servers:
         raise SystemExit(
             "No fleet configured and no lab hosts are up.\n"

@@ -4,8 +4,9 @@
     pyinfra @local preflight.py          # on the GPU host itself
 """
 
-from operations import preflight, run
+from operations import gateway, preflight, run
 
 settings = run.host_settings("preflight")
 
-preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
+if not gateway.is_gateway():  # a gateway has no GPU: the checklist is the workers'
+    preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)

@@ -6,27 +6,44 @@ import json
 import os
 from pathlib import Path
 
-from lab.stacks import INDEX_URL, LAB_STACKS
+from lab.stacks import INDEX_URL, LAB_STACKS, PROXY_URL
 
 LAB_DIR = Path(os.environ.get("SGLANG_LAB_DIR", "/var/lib/sglang-lab"))
 
 
-def lab_hosts() -> list[tuple[str, dict]]:
+def _read(role: str | None) -> list[dict]:
     try:
         hosts = json.loads((LAB_DIR / "hosts.json").read_text())
     except (OSError, ValueError):
         return []
-    return [(host["name"], {
+    return [host for host in hosts if host.get("role") == role]
+
+
+def _ssh(host: dict) -> dict:
+    return {
         "ssh_hostname": host["address"],
         "ssh_user": "root",
         "ssh_key": str(LAB_DIR / "ssh" / "id_ed25519"),
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "no",
         "lab_profile": host["profile"],
+    }
+
+
+def lab_gateways() -> list[tuple[str, dict]]:
+    """The lab's gateway host, if it was brought up (lab up --gateway): sglang-router comes
+    from PyPI through the lab's proxy."""
+    return [(host["name"], {**_ssh(host), "pip_proxy": PROXY_URL,
+                            "pip_cert": "/etc/lab-ca.pem"}) for host in _read("gateway")]
+
+
+def lab_hosts() -> list[tuple[str, dict]]:
+    return [(host["name"], {
+        **_ssh(host),
         "stack": host["stack"],
         "custom_stacks": LAB_STACKS,
         "pip_index_url": INDEX_URL,
         # Lab hosts live on the control machine's disk, which is smaller than a GPU box's.
         "min_free_disk_gb": 5,
         "health_timeout_s": 60,
-    }) for host in hosts]
+    }) for host in _read(None)]

@@ -1,7 +1,9 @@
 """A lab fleet on one machine: booted Debian hosts (systemd-nspawn, systemd as PID 1, sshd) with
 simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on the control side.
 
-    lab/lab up [N] [--profiles a,b,...]   bring up N hosts (replacing any running lab)
+    lab/lab up [N] [--profiles a,b,...] [--gateway]
+                                          bring up N hosts (replacing any running lab), and
+                                          a gateway host for the router
     lab/lab status                        what is up
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
     lab/lab reboot HOST                   power a host off cleanly and boot it again
@@ -28,13 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab.inventory import LAB_DIR  # noqa: E402
 from lab.profiles import DEFAULT_ORDER, HOST_PROFILES  # noqa: E402
-from lab.stacks import CAUSE_WHEELS, GATEWAY, LAB_STACKS, WHEELHOUSE_PORT  # noqa: E402
+from lab.stacks import CAUSE_WHEELS, GATEWAY, LAB_STACKS, PROXY_PORT, WHEELHOUSE_PORT  # noqa: E402
 from lab.standin.build import build_all  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BRIDGE = "sglab0"
 SUBNET = "10.213.0.0/24"
-PROXY_PORT = 3128
 BASE = LAB_DIR / "base"
 BASE_DONE = LAB_DIR / "base.done"
 HOSTS = LAB_DIR / "hosts"
@@ -184,7 +185,11 @@ def host_address(number: int) -> str:
     return f"10.213.0.{10 + number}"
 
 
-def prepare_host(name: str, number: int, profile: str) -> Path:
+GATEWAY_HOST = {"name": "lab-gw", "address": "10.213.0.9", "profile": "gateway",
+                "role": "gateway"}
+
+
+def prepare_host(name: str, address: str, profile: str) -> Path:
     folder = HOSTS / name
     for sub in ("upper", "work", "root"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -194,12 +199,17 @@ def prepare_host(name: str, number: int, profile: str) -> Path:
     root = folder / "root"
     (root / "etc/hostname").write_text(f"{name}\n")
     (root / "etc/systemd/network/10-host0.network").write_text(
-        f"[Match]\nName=host0\n\n[Network]\nAddress={host_address(number)}/24\n")
+        f"[Match]\nName=host0\n\n[Network]\nAddress={address}/24\n")
     ssh = root / "root/.ssh"
     ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
     (ssh / "authorized_keys").write_text(SSH_KEY.with_suffix(".pub").read_text())
     (root / "etc/apt/apt.conf.d/90lab-proxy").write_text(
         f'Acquire::http::Proxy "http://{GATEWAY}:{PROXY_PORT}";\n')
+    # The control machine trusts certificate authorities a fresh host does not (pip over the
+    # proxy needs them): its bundle, for the pip_cert setting.
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/lab-ca.pem")
+    if not HOST_PROFILES[profile]["gpus"]:
+        return root
     smi = root / "usr/bin/nvidia-smi"
     shutil.copy(HERE / "gpus" / "nvidia_smi.py", smi)
     smi.chmod(0o755)
@@ -227,7 +237,7 @@ def read_hosts() -> list[dict]:
         return []
 
 
-def up(count: int, profiles: list[str] | None) -> None:
+def up(count: int, profiles: list[str] | None, gateway: bool = False) -> None:
     require_root_and_tools()
     down(purge=False)  # also clears what an earlier, killed run left behind
     chosen = profiles or [DEFAULT_ORDER[i % len(DEFAULT_ORDER)] for i in range(count)]
@@ -244,9 +254,13 @@ def up(count: int, profiles: list[str] | None) -> None:
     hosts = []
     for number, profile in enumerate(chosen, start=1):
         name = f"lab-{number}"
-        boot_host(name, prepare_host(name, number, profile))
+        boot_host(name, prepare_host(name, host_address(number), profile))
         hosts.append({"name": name, "address": host_address(number), "profile": profile,
                       "stack": HOST_PROFILES[profile]["stack"]})
+    if gateway:
+        boot_host(GATEWAY_HOST["name"], prepare_host(GATEWAY_HOST["name"],
+                                                     GATEWAY_HOST["address"], "gateway"))
+        hosts.append(GATEWAY_HOST)
     for host in hosts:
         wait_port(host["address"], 22, 90, f"sshd on {host['name']}")
         ssh(host["address"], "systemctl is-system-running --wait >/dev/null || true")
@@ -366,6 +380,7 @@ def main(argv: list[str]) -> int:
     up_parser = sub.add_parser("up")
     up_parser.add_argument("count", nargs="?", type=int, default=2)
     up_parser.add_argument("--profiles", help=f"comma-separated, from {sorted(HOST_PROFILES)}")
+    up_parser.add_argument("--gateway", action="store_true", help="and a gateway host, lab-gw")
     down_parser = sub.add_parser("down")
     down_parser.add_argument("--purge", action="store_true", help="remove the base root too")
     sub.add_parser("status")
@@ -377,7 +392,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            up(args.count, args.profiles.split(",") if args.profiles else None)
+            up(args.count, args.profiles.split(",") if args.profiles else None, args.gateway)
         elif args.command == "down":
             down(args.purge)
             say("down: no lab hosts, interfaces, mounts or lab processes are left")

@@ -10,6 +10,8 @@ HOST_PROFILES: dict[str, dict] = {
     "rtx5090x2-cu128": {"gpus": ["rtx5090-570", "rtx5090-570"], "stack": "lab-cu128-nightly"},
     # Must fail preflight: driver 565 is too old for CUDA 12.8 (>= 570).
     "old-driver": {"gpus": ["rtx5090-565"], "stack": "lab-cu128-nightly"},
+    # No GPU: the router's host (lab up --gateway).
+    "gateway": {"gpus": [], "stack": None},
 }
 
 # `lab up N` takes the first N of these (cycling): two good hosts first.

@@ -13,6 +13,8 @@ from operations.stacks import STACKS, Stack
 GATEWAY = "10.213.0.1"
 WHEELHOUSE_PORT = 8090
 INDEX_URL = f"http://{GATEWAY}:{WHEELHOUSE_PORT}/simple"
+PROXY_PORT = 3128
+PROXY_URL = f"http://{GATEWAY}:{PROXY_PORT}"
 
 _SM = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 _NO_SM120 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]

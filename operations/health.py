@@ -16,7 +16,7 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import remediation, service
+from operations import gateway, remediation, service
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.outcome import fail
@@ -41,6 +41,7 @@ def restarted(settings: Settings, changes: list[OperationMeta]):
     """
     if not any(change.changed for change in changes) and _health_status(settings) == 200:
         return
+    yield from gateway.leave_commands(settings)
     yield "systemctl daemon-reload"
     yield f"systemctl restart {SERVICE_UNIT}"
 

@@ -62,20 +62,28 @@ def wanted_record(settings: Settings) -> dict:
     }
 
 
-def pip_commands(settings: Settings, record: dict) -> list[str]:
-    pip = [f"{settings.venv_dir}/bin/pip", "install", "--disable-pip-version-check",
-           "--index-url", record["index_url"]]
-    for url in record["extra_index_urls"]:
+def pip_install(settings: Settings, venv_dir: str, index_url: str,
+                extra_index_urls: list[str] = (), find_links: list[str] = ()) -> list[str]:
+    """``pip install`` in a venv from these sources, with the host's proxy and CA bundle."""
+    pip = [f"{venv_dir}/bin/pip", "install", "--disable-pip-version-check",
+           "--index-url", index_url]
+    for url in extra_index_urls:
         pip += ["--extra-index-url", url]
-    for url in record["find_links"]:
+    for url in find_links:
         pip += ["--find-links", url]
-    urls = [record["index_url"], *record["extra_index_urls"], *record["find_links"]]
+    urls = [index_url, *extra_index_urls, *find_links]
     for plain_host in sorted({urlsplit(u).hostname for u in urls if u.startswith("http://")}):
         pip += ["--trusted-host", plain_host]  # pip ignores plain-HTTP indexes otherwise
     if settings.pip_proxy:
         pip += ["--proxy", settings.pip_proxy]
     if settings.pip_cert:
         pip += ["--cert", settings.pip_cert]
+    return pip
+
+
+def pip_commands(settings: Settings, record: dict) -> list[str]:
+    pip = pip_install(settings, settings.venv_dir, record["index_url"],
+                      record["extra_index_urls"], record["find_links"])
     return [shlex.join(pip + options + requirements)
             for requirements, options in settings.stack_def().steps()]
 

@@ -25,10 +25,10 @@ import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pyinfra import host, inventory, state
+from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
 
-from operations import secrets
+from operations import gateway, secrets
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.settings import RESTART_SETTINGS, Settings
 
@@ -57,8 +57,8 @@ def batch_size(value: int | str, fleet_size: int) -> int:
 def batch_numbers(settings: Settings) -> range:
     """Batch 0, then as many rolling batches as the whole fleet could need: the same on every
     host, so that every host declares the same operations."""
-    size = batch_size(settings.roll_batch, len(inventory))
-    return range(1 + math.ceil(len(inventory) / size))
+    count = len(gateway.workers())
+    return range(1 + math.ceil(count / batch_size(settings.roll_batch, count)))
 
 
 @dataclass
@@ -99,8 +99,8 @@ def planned(settings: Settings):
     found = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
                           args=(f"http://127.0.0.1:{settings.port}/health",
                                 record_path(settings)))
-    PLAN.order = [h.name for h in inventory]
-    PLAN.size = batch_size(settings.roll_batch, len(inventory))
+    PLAN.order = [h.name for h in gateway.workers()]
+    PLAN.size = batch_size(settings.roll_batch, len(PLAN.order))
     PLAN.serving[host.name] = found.get("status") == 200
     PLAN.changes[host.name] = found.get("record") != fingerprint(host.name, settings)
     return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pyinfra import host, inventory
 
-from operations import secrets
+from operations import gateway, secrets
 from operations.connection import guard_lost_hosts
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
@@ -19,7 +19,8 @@ def host_settings(verb: str) -> Settings:
     """This host's validated settings. Every host's settings and secrets are checked first: one
     bad value anywhere stops the run before any host is touched. Then the lost-host guard and
     the end-of-run fleet summary are set up."""
-    fleet = fleet_settings({h.name: h.data.dict() for h in inventory})
+    fleet = fleet_settings({h.name: h.data.dict() for h in inventory},
+                           rolling={h.name for h in gateway.workers()})
     for name, settings in fleet.items():
         secrets.load(name, settings)
     guard_lost_hosts()

@@ -82,6 +82,9 @@ class Settings:
                                         "SGLANG_API_KEY= lines (outside the repo); the "
                                         "environment's HF_TOKEN / SGLANG_API_KEY win.")
     custom_stacks: dict = _setting({}, "Extra stacks by name (Stack objects), e.g. a mirror's.")
+    router_port: int = _setting(30000, "Gateways: port the sglang-router listens on.")
+    router_version: str = _setting("0.3.2", "Gateways: the sglang-router version from PyPI.")
+    router_dir: str = _setting("/opt/sglang-router", "Gateways: where the router's venv lives.")
     roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
                                      "a percentage of the fleet; the same on every host.")
 
@@ -169,7 +172,13 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "max_total_tokens", settings.max_total_tokens is None or (
         _is_int(settings.max_total_tokens) and settings.max_total_tokens >= 16),
         "must be an integer >= 16", settings.max_total_tokens)
-    for key in ("install_dir", "model_cache_dir"):
+    _check(host, "router_port", _is_int(settings.router_port)
+           and 1024 <= settings.router_port <= 65535, "must be an integer from 1024 to 65535",
+           settings.router_port)
+    _check(host, "router_version", isinstance(settings.router_version, str)
+           and bool(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", settings.router_version)),
+           "must be a version like 0.3.2", settings.router_version)
+    for key in ("install_dir", "model_cache_dir", "router_dir"):
         _abs_path(host, key, getattr(settings, key))
     _check(host, "install_dir", settings.install_dir.rstrip("/") not in ("", "/usr", "/etc"),
            "must not be a system directory", settings.install_dir)
@@ -212,8 +221,10 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     return settings
 
 
-def fleet_settings(hosts: dict[str, dict[str, Any]]) -> dict[str, Settings]:
-    """Validate every host; raise one SettingsError listing every bad host and key."""
+def fleet_settings(hosts: dict[str, dict[str, Any]],
+                   rolling: set[str] | None = None) -> dict[str, Settings]:
+    """Validate every host; raise one SettingsError listing every bad host and key.
+    ``rolling``: the hosts that roll together (default: all), which must share ``roll_batch``."""
     if not hosts:
         raise SettingsError("inventory: the host list is empty")
     result: dict[str, Settings] = {}
@@ -225,7 +236,8 @@ def fleet_settings(hosts: dict[str, dict[str, Any]]) -> dict[str, Settings]:
             errors.append(str(error))
         except TypeError as error:  # e.g. a value of a type the dataclass cannot take
             errors.append(f"{name}: {error}")
-    rolls = {name: s.roll_batch for name, s in result.items()}
+    rolls = {name: s.roll_batch for name, s in result.items()
+             if rolling is None or name in rolling}
     if len(set(map(str, rolls.values()))) > 1:
         errors.append("setting 'roll_batch' must be the same on every host: " + ", ".join(
             f"{name} has {value!r}" for name, value in rolls.items()))

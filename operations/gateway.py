@@ -1,0 +1,124 @@
+"""The gateway: the real ``sglang-router`` from PyPI, as a systemd service on the hosts of the
+inventory group ``sglang_gateways``, in front of the fleet's workers (every other host).
+
+The router starts with every worker of the inventory and checks their health itself; the
+workers keep their own membership current through the router's worker API: a worker leaves
+every router before its server restarts (a change, a roll, a repair) and joins again once it
+is healthy, so a worker that fails health stays out.
+
+Example::
+
+    # fleet.py
+    gpu_servers = ["gpu-01", "gpu-02"]
+    sglang_gateways = ["gw-01"]
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from pyinfra import host, inventory
+from pyinfra.api import StringCommand, operation
+from pyinfra.api.host import Host
+from pyinfra.operations import apt, files, server, systemd
+
+from operations.facts import DISTRIBUTIONS_CODE, PythonJson
+from operations.python_env import pip_install
+from operations.report import note
+from operations.settings import Settings, validate
+
+GROUP = "sglang_gateways"
+UNIT = "sglang-router.service"
+ROUTER_USER = "sglang-router"
+PYPI = "https://pypi.org/simple"
+MEMBER_CODE = (Path(__file__).resolve().parent.parent / "files" / "router_member.py").read_text()
+# How long a worker waits for a router to call it healthy after joining (router checks every
+# few seconds).
+JOIN_TIMEOUT_S = 60
+
+
+def is_gateway(of: Host | None = None) -> bool:
+    return GROUP in (of or host).groups
+
+
+def _address(of: Host) -> str:
+    return of.data.get("ssh_hostname") or of.name
+
+
+def workers() -> list[Host]:
+    return [h for h in inventory if not is_gateway(h)]
+
+
+def worker_url(of: Host, settings: Settings) -> str:
+    return f"http://{_address(of)}:{settings.port}"
+
+
+def router_urls() -> list[str]:
+    """Every gateway's router, as the workers reach it."""
+    return [f"http://{_address(h)}:{validate(h.name, h.data.dict()).router_port}"
+            for h in inventory if is_gateway(h)]
+
+
+def router_venv(settings: Settings) -> str:
+    return f"{settings.router_dir}/venv"
+
+
+@operation(is_idempotent=True)
+def router_installed(settings: Settings):
+    """A venv holding exactly ``sglang-router==router_version``.
+
+    + settings: the gateway's validated settings
+    """
+    venv = router_venv(settings)
+    installed = host.get_fact(PythonJson, python=f"{venv}/bin/python", code=DISTRIBUTIONS_CODE)
+    if installed.get("sglang-router") == settings.router_version:
+        return
+    if "error" in installed:
+        yield StringCommand(shlex.join(["python3", "-m", "venv", venv]))
+    pip = pip_install(settings, venv, settings.pip_index_url or PYPI)
+    yield StringCommand(shlex.join([*pip, f"sglang-router=={settings.router_version}"]))
+
+
+def install(settings: Settings) -> None:
+    """Stage G: the router's venv and unit; restarted when either changed."""
+    apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
+                 update=True, cache_time=24 * 3600)
+    server.user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, system=True,
+                home=settings.router_dir, create_home=False, shell="/usr/sbin/nologin")
+    venv = router_installed(name=f"sglang-router {settings.router_version} in its venv",
+                            settings=settings)
+    urls = [worker_url(h, validate(h.name, h.data.dict())) for h in workers()]
+    unit = files.template(
+        name=f"{UNIT} in front of {len(urls)} workers",
+        src=str(Path(__file__).resolve().parent.parent / "files" / "sglang-router.service.j2"),
+        dest=f"/etc/systemd/system/{UNIT}", settings=settings, venv=router_venv(settings),
+        worker_urls=urls, router_user=ROUTER_USER)
+    systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
+                    enabled=True, daemon_reload=unit.changed,
+                    restarted=unit.changed or venv.changed)
+
+
+def _member(action: str, router: str, settings: Settings) -> str:
+    return shlex.join(["python3", "-c", MEMBER_CODE, action, router,
+                       worker_url(host, settings), str(JOIN_TIMEOUT_S)])
+
+
+def leave_commands(settings: Settings) -> list[str]:
+    """Before this worker's server restarts: out of every router, so no request reaches it."""
+    return [_member("leave", router, settings) for router in router_urls()]
+
+
+@operation(is_idempotent=True)
+def joined(settings: Settings):
+    """This healthy worker is in every router and the router calls it healthy.
+
+    + settings: the worker's validated settings
+    """
+    for router in router_urls():
+        found = host.get_fact(PythonJson, python="python3", code=MEMBER_CODE,
+                              args=("state", router, worker_url(host, settings)))
+        if "error" in found:
+            note(host.name, f"not joined to the router: {found['error']}")
+        elif not found["healthy"]:
+            yield _member("join", router, settings)
