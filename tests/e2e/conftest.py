@@ -29,10 +29,14 @@ def lab_hosts() -> dict[str, dict]:
 
 
 def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = None,
-           script: str = "deploy.py", extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+           script: str = "deploy.py", extra: tuple[str, ...] = (),
+           fleet: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``pyinfra inventory.py deploy.py``; ``overrides`` adds settings per lab host through
-    a fleet file built from the lab inventory (the way a user configures a fleet)."""
+    a fleet file built from the lab inventory (the way a user configures a fleet); ``fleet``:
+    a fleet file of the test's own."""
     env = {k: v for k, v in os.environ.items() if k != "SGLANG_FLEET"}
+    if fleet:
+        env["SGLANG_FLEET"] = str(fleet)
     if overrides:
         fleet = tmp_path / "fleet.py"
         fleet.write_text(
@@ -90,7 +94,7 @@ def wait_for(predicate, timeout: float = 60, step: float = 1.0):
 def changed_hosts(output: str) -> set[str]:
     """Hosts on which pyinfra executed something: it prints "[host] Success" for a change and
     "[host] No changes" otherwise."""
-    found = (re.match(r"\s*\[([^\]]+)\] Success", line) for line in output.splitlines())
+    found = (re.match(r"\s*\[([^\]]+)\]\s+Success", line) for line in output.splitlines())
     return {match.group(1) for match in found if match}
 
 
