@@ -1,10 +1,13 @@
-"""Converge every host of the inventory to a healthy SGLang service.
+"""Converge every host of the inventory: workers to a healthy SGLang service, gateways to the
+router in front of them, the wheelhouse to the fleet's copy of its stacks.
 
     pyinfra inventory.py deploy.py
 
-Only orders the stages; each stage is a module of operations/. On workers, stages 3 to 5 run
-in rolling batches (operations/rollout.py): a change that restarts serving hosts goes a batch at
-a time. Gateways (group sglang_gateways) get the router (operations/gateway.py).
+Only orders the stages; each stage is a module of operations/. Every host declares every stage
+and each stage runs only on its role's hosts (operations/roles.py), so the fleet moves through
+the stages together: the wheelhouse is filled before any worker installs, and the router runs
+before any worker joins it. On workers, stages 3 to 5 run in rolling batches
+(operations/rollout.py): a change that restarts serving hosts goes a batch at a time.
 """
 
 from pyinfra import host
@@ -15,20 +18,31 @@ from operations import (
     health,
     preflight,
     python_env,
+    roles,
     rollout,
     run,
     service,
     system_packages,
+    wheelhouse,
 )
 from operations.settings import Settings
 
 settings = run.host_settings("deploy")
 
 
+@deploy("Worker")
+def prepare(settings: Settings) -> None:
+    preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
+    system_packages.install(settings)
+    rollout.planned(name="Rollout plan: serving now, and with which configuration",
+                    settings=settings)
+
+
 @deploy("Rolling batch")
 def converge(settings: Settings) -> None:
     venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
-                                      settings=settings)
+                                      settings=settings,
+                                      wheelhouse=roles.wheelhouse_url(settings.stack))
     python_env.stack_checked(name="Kernel package imports next to torch; arch list covers the "
                              "GPUs", settings=settings, venv=venv)
     unit = service.configured(name="sglang.service rendered, dry-parsed and written",
@@ -42,12 +56,8 @@ def converge(settings: Settings) -> None:
     gateway.joined(name="In every router, healthy", settings=settings)
 
 
-if gateway.is_gateway():
-    gateway.install(settings)
-else:
-    preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
-    system_packages.install(settings)
-    rollout.planned(name="Rollout plan: serving now, and with which configuration",
-                    settings=settings)
-    for batch in host.loop(rollout.batch_numbers(settings)):
-        converge(settings, _if=rollout.turn(host.name, batch))
+wheelhouse.serve(settings, _if=roles.is_wheelhouse)
+gateway.install(settings, _if=roles.is_gateway)
+prepare(settings, _if=roles.is_worker)
+for batch in host.loop(rollout.batch_numbers()):
+    converge(settings, _if=rollout.turn(host.name, batch))

@@ -7,11 +7,11 @@ evidence, cause and fix. Exits non-zero if any host is unhealthy.
 
 from pyinfra import host
 
-from operations import examine, gateway, run
+from operations import examine, roles, run
 
 settings = run.host_settings("diagnose")
 
 # Read-only unless asked for explicitly (deploy.py remediates by default, diagnose does not).
 asked = str(host.data.get("remediate", "false")).lower() == "true"
-if not gateway.is_gateway():  # the chart's symptoms are the workers'
+if roles.is_worker():  # the chart's symptoms are the workers'
     examine.diagnosed(name="Diagnose sglang.service", settings=settings, remediate=asked)

@@ -30,7 +30,7 @@ else:
 
     gpu_servers = lab_hosts()
     if lab_gateways():
-        sglang_gateways = lab_gateways()
+        sglang_gateways = sglang_wheelhouse = lab_gateways()
     if not gpu_servers:
         raise SystemExit(
             "No fleet configured and no lab hosts are up.\n"

@@ -4,9 +4,9 @@
     pyinfra @local preflight.py          # on the GPU host itself
 """
 
-from operations import gateway, preflight, run
+from operations import preflight, roles, run
 
 settings = run.host_settings("preflight")
 
-if not gateway.is_gateway():  # a gateway has no GPU: the checklist is the workers'
+if roles.is_worker():  # gateways and wheelhouses have no GPU to check
     preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)

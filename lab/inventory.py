@@ -31,10 +31,10 @@ def _ssh(host: dict) -> dict:
 
 
 def lab_gateways() -> list[tuple[str, dict]]:
-    """The lab's gateway host, if it was brought up (lab up --gateway): sglang-router comes
-    from PyPI through the lab's proxy."""
-    return [(host["name"], {**_ssh(host), "pip_proxy": PROXY_URL,
-                            "pip_cert": "/etc/lab-ca.pem"}) for host in _read("gateway")]
+    """The lab's gateway host, if it was brought up (lab up --gateway); it is the wheelhouse
+    too. sglang-router comes from PyPI and apt-cacher-ng fetches through the lab's proxy."""
+    return [(host["name"], {**_ssh(host), "pip_proxy": PROXY_URL, "pip_cert": "/etc/lab-ca.pem",
+                            "apt_upstream_proxy": PROXY_URL}) for host in _read("gateway")]
 
 
 def lab_hosts() -> list[tuple[str, dict]]:

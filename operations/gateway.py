@@ -1,5 +1,5 @@
 """The gateway: the real ``sglang-router`` from PyPI, as a systemd service on the hosts of the
-inventory group ``sglang_gateways``, in front of the fleet's workers (every other host).
+inventory group ``sglang_gateways``, in front of the fleet's workers (operations/roles.py).
 
 The router starts with every worker of the inventory and checks their health itself; the
 workers keep their own membership current through the router's worker API: a worker leaves
@@ -18,17 +18,17 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from pyinfra import host, inventory
-from pyinfra.api import StringCommand, operation
+from pyinfra import host
+from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, server, systemd
 
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson
 from operations.python_env import pip_install
 from operations.report import note
-from operations.settings import Settings, validate
+from operations.roles import address, router_urls, settings_of, workers
+from operations.settings import Settings
 
-GROUP = "sglang_gateways"
 UNIT = "sglang-router.service"
 ROUTER_USER = "sglang-router"
 PYPI = "https://pypi.org/simple"
@@ -38,26 +38,8 @@ MEMBER_CODE = (Path(__file__).resolve().parent.parent / "files" / "router_member
 JOIN_TIMEOUT_S = 60
 
 
-def is_gateway(of: Host | None = None) -> bool:
-    return GROUP in (of or host).groups
-
-
-def _address(of: Host) -> str:
-    return of.data.get("ssh_hostname") or of.name
-
-
-def workers() -> list[Host]:
-    return [h for h in inventory if not is_gateway(h)]
-
-
 def worker_url(of: Host, settings: Settings) -> str:
-    return f"http://{_address(of)}:{settings.port}"
-
-
-def router_urls() -> list[str]:
-    """Every gateway's router, as the workers reach it."""
-    return [f"http://{_address(h)}:{validate(h.name, h.data.dict()).router_port}"
-            for h in inventory if is_gateway(h)]
+    return f"http://{address(of)}:{settings.port}"
 
 
 def router_venv(settings: Settings) -> str:
@@ -80,15 +62,16 @@ def router_installed(settings: Settings):
     yield StringCommand(shlex.join([*pip, f"sglang-router=={settings.router_version}"]))
 
 
+@deploy("Gateway")
 def install(settings: Settings) -> None:
-    """Stage G: the router's venv and unit; restarted when either changed."""
+    """The router's venv and unit; restarted when either changed."""
     apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
                  update=True, cache_time=24 * 3600)
     server.user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, system=True,
                 home=settings.router_dir, create_home=False, shell="/usr/sbin/nologin")
     venv = router_installed(name=f"sglang-router {settings.router_version} in its venv",
                             settings=settings)
-    urls = [worker_url(h, validate(h.name, h.data.dict())) for h in workers()]
+    urls = [worker_url(h, settings_of(h)) for h in workers()]
     unit = files.template(
         name=f"{UNIT} in front of {len(urls)} workers",
         src=str(Path(__file__).resolve().parent.parent / "files" / "sglang-router.service.j2"),

@@ -48,10 +48,12 @@ def _write_options(settings: Settings) -> StringCommand:
                          f"> {path}.new && mv {path}.new {path}")
 
 
-def wanted_record(settings: Settings) -> dict:
-    """What the venv should hold, as recorded on the host after a successful install."""
+def wanted_record(settings: Settings, wheelhouse: str | None = None) -> dict:
+    """What the venv should hold, as recorded on the host after a successful install;
+    ``wheelhouse``: the fleet's copy of the stack, installed from instead of the sources."""
     stack = settings.stack_def()
     return {
+        "wheelhouse": wheelhouse,
         "stack": stack.name,
         "packages": stack.packages,
         "index_url": settings.pip_index_url or stack.index_url,
@@ -62,26 +64,39 @@ def wanted_record(settings: Settings) -> dict:
     }
 
 
-def pip_install(settings: Settings, venv_dir: str, index_url: str,
-                extra_index_urls: list[str] = (), find_links: list[str] = ()) -> list[str]:
-    """``pip install`` in a venv from these sources, with the host's proxy and CA bundle."""
-    pip = [f"{venv_dir}/bin/pip", "install", "--disable-pip-version-check",
-           "--index-url", index_url]
+def pip_sources(settings: Settings, index_url: str, extra_index_urls: list[str] = (),
+                find_links: list[str] = ()) -> list[str]:
+    """pip options for these sources, with the host's proxy and CA bundle."""
+    options = ["--disable-pip-version-check", "--index-url", index_url]
     for url in extra_index_urls:
-        pip += ["--extra-index-url", url]
+        options += ["--extra-index-url", url]
     for url in find_links:
-        pip += ["--find-links", url]
+        options += ["--find-links", url]
     urls = [index_url, *extra_index_urls, *find_links]
     for plain_host in sorted({urlsplit(u).hostname for u in urls if u.startswith("http://")}):
-        pip += ["--trusted-host", plain_host]  # pip ignores plain-HTTP indexes otherwise
+        options += ["--trusted-host", plain_host]  # pip ignores plain-HTTP indexes otherwise
     if settings.pip_proxy:
-        pip += ["--proxy", settings.pip_proxy]
+        options += ["--proxy", settings.pip_proxy]
     if settings.pip_cert:
-        pip += ["--cert", settings.pip_cert]
-    return pip
+        options += ["--cert", settings.pip_cert]
+    return options
+
+
+def pip_install(settings: Settings, venv_dir: str, index_url: str,
+                extra_index_urls: list[str] = (), find_links: list[str] = ()) -> list[str]:
+    """``pip install`` in a venv from these sources."""
+    return [f"{venv_dir}/bin/pip", "install",
+            *pip_sources(settings, index_url, extra_index_urls, find_links)]
 
 
 def pip_commands(settings: Settings, record: dict) -> list[str]:
+    if record["wheelhouse"]:  # the locked files only, each checked against its hash
+        url = record["wheelhouse"]
+        return [shlex.join([f"{settings.venv_dir}/bin/pip", "install",
+                            "--disable-pip-version-check", "--no-index",
+                            "--find-links", f"{url}/files/",
+                            "--trusted-host", urlsplit(url).hostname, "--no-deps",
+                            "--require-hashes", "-r", f"{url}/requirements.lock"])]
     pip = pip_install(settings, settings.venv_dir, record["index_url"],
                       record["extra_index_urls"], record["find_links"])
     return [shlex.join(pip + options + requirements)
@@ -89,12 +104,13 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
 
 
 @operation(is_idempotent=True)
-def stack_installed(settings: Settings):
+def stack_installed(settings: Settings, wheelhouse: str | None = None):
     """Create the venv and install the stack's exact pins, only when what the host has differs.
 
     + settings: the host's validated settings
+    + wheelhouse: the fleet's locked copy of the stack (roles.wheelhouse_url), if it has one
     """
-    wanted = wanted_record(settings)
+    wanted = wanted_record(settings, wheelhouse)
     recorded = host.get_fact(FileContents, path=record_path(settings))
     installed = host.get_fact(PythonJson, python=settings.python, code=DISTRIBUTIONS_CODE)
     venv_ok = "error" not in installed

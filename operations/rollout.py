@@ -11,7 +11,7 @@ deploy goes all at once and a no-op run is one batch.
 Example::
 
     rollout.planned(settings=settings)
-    for batch in host.loop(rollout.batch_numbers(settings)):
+    for batch in host.loop(rollout.batch_numbers()):
         converge(settings, _if=rollout.turn(host.name, batch))
         rollout.recorded(settings=settings, _if=rollout.turn(host.name, batch))
 """
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
 
-from operations import gateway, secrets
+from operations import roles, secrets
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.settings import RESTART_SETTINGS, Settings
 
@@ -54,11 +54,14 @@ def batch_size(value: int | str, fleet_size: int) -> int:
     return max(1, value)
 
 
-def batch_numbers(settings: Settings) -> range:
+def batch_numbers() -> range:
     """Batch 0, then as many rolling batches as the whole fleet could need: the same on every
     host, so that every host declares the same operations."""
-    count = len(gateway.workers())
-    return range(1 + math.ceil(count / batch_size(settings.roll_batch, count)))
+    workers = roles.workers()
+    if not workers:
+        return range(0)
+    size = batch_size(roles.settings_of(workers[0]).roll_batch, len(workers))  # fleet-wide
+    return range(1 + math.ceil(len(workers) / size))
 
 
 @dataclass
@@ -99,7 +102,7 @@ def planned(settings: Settings):
     found = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
                           args=(f"http://127.0.0.1:{settings.port}/health",
                                 record_path(settings)))
-    PLAN.order = [h.name for h in gateway.workers()]
+    PLAN.order = [h.name for h in roles.workers()]
     PLAN.size = batch_size(settings.roll_batch, len(PLAN.order))
     PLAN.serving[host.name] = found.get("status") == 200
     PLAN.changes[host.name] = found.get("record") != fingerprint(host.name, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pyinfra import host, inventory
 
-from operations import gateway, secrets
+from operations import roles, secrets
 from operations.connection import guard_lost_hosts
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
@@ -20,7 +20,7 @@ def host_settings(verb: str) -> Settings:
     bad value anywhere stops the run before any host is touched. Then the lost-host guard and
     the end-of-run fleet summary are set up."""
     fleet = fleet_settings({h.name: h.data.dict() for h in inventory},
-                           rolling={h.name for h in gateway.workers()})
+                           rolling={h.name for h in roles.workers()})
     for name, settings in fleet.items():
         secrets.load(name, settings)
     guard_lost_hosts()

@@ -85,6 +85,11 @@ class Settings:
     router_port: int = _setting(30000, "Gateways: port the sglang-router listens on.")
     router_version: str = _setting("0.3.2", "Gateways: the sglang-router version from PyPI.")
     router_dir: str = _setting("/opt/sglang-router", "Gateways: where the router's venv lives.")
+    wheelhouse_dir: str = _setting("/srv/sglang-wheelhouse", "Wheelhouses: where the fetched "
+                                   "stacks are kept.")
+    wheelhouse_port: int = _setting(8091, "Wheelhouses: port the stacks are served on.")
+    apt_upstream_proxy: str | None = _setting(None, "Wheelhouses: HTTP proxy apt-cacher-ng "
+                                              "fetches through.")
     roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
                                      "a percentage of the fleet; the same on every host.")
 
@@ -172,13 +177,14 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "max_total_tokens", settings.max_total_tokens is None or (
         _is_int(settings.max_total_tokens) and settings.max_total_tokens >= 16),
         "must be an integer >= 16", settings.max_total_tokens)
-    _check(host, "router_port", _is_int(settings.router_port)
-           and 1024 <= settings.router_port <= 65535, "must be an integer from 1024 to 65535",
-           settings.router_port)
+    for key in ("router_port", "wheelhouse_port"):
+        value = getattr(settings, key)
+        _check(host, key, _is_int(value) and 1024 <= value <= 65535,
+               "must be an integer from 1024 to 65535", value)
     _check(host, "router_version", isinstance(settings.router_version, str)
            and bool(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", settings.router_version)),
            "must be a version like 0.3.2", settings.router_version)
-    for key in ("install_dir", "model_cache_dir", "router_dir"):
+    for key in ("install_dir", "model_cache_dir", "router_dir", "wheelhouse_dir"):
         _abs_path(host, key, getattr(settings, key))
     _check(host, "install_dir", settings.install_dir.rstrip("/") not in ("", "/usr", "/etc"),
            "must not be a system directory", settings.install_dir)
@@ -192,7 +198,7 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "gpu_compute_capability", isinstance(settings.gpu_compute_capability, str)
            and bool(re.fullmatch(r"\d+\.\d+", settings.gpu_compute_capability)),
            "must look like 12.0", settings.gpu_compute_capability)
-    for key in ("pip_index_url", "pip_proxy"):
+    for key in ("pip_index_url", "pip_proxy", "apt_upstream_proxy"):
         value = getattr(settings, key)
         _check(host, key, value is None or (isinstance(value, str) and bool(_URL_RE.match(value))),
                "must be an http(s) or file URL", value)

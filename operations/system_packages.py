@@ -13,6 +13,7 @@ from pyinfra.api import operation
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files, server
 
+from operations import wheelhouse
 from operations.settings import Settings
 
 # libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`.
@@ -35,6 +36,7 @@ def stale_container_removed(name: str = STALE_CONTAINER):
 
 
 def install(settings: Settings) -> None:
+    wheelhouse.apt_through_cache()
     apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
                  update=True, cache_time=24 * 3600)
     stale_container_removed(name="Remove a stale sglang container")

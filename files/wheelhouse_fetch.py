@@ -1,0 +1,57 @@
+"""Fetch a stack's wheels once for the fleet and lock them with their hashes; run on the
+wheelhouse host with its tool venv's python:  wheelhouse_fetch.py STACK_DIR SPEC_JSON
+
+SPEC_JSON: {"sources": [pip source options], "steps": [[requirements], [step options]],
+"digest": "..."}. Each step is resolved as a real install would resolve it (pip install
+--dry-run --report); a later step's choice of a package wins, as it does in a venv. The chosen
+files are downloaded into STACK_DIR/files and STACK_DIR/requirements.lock lists each as
+``name==version --hash=sha256:...``: hosts install with --require-hashes, from here only.
+STACK_DIR/stack.sha256 (the spec's digest) is written last: a cut-off fetch leaves none.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+
+
+def pip(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        sys.exit(f"pip {args[0]} failed ({result.returncode})")
+
+
+def main(stack_dir: str, spec: dict) -> None:
+    files = os.path.join(stack_dir, "files")
+    os.makedirs(files, exist_ok=True)
+    chosen: dict[str, tuple[str, str]] = {}  # name -> (version, file name)
+    for number, (requirements, options) in enumerate(spec["steps"]):
+        report = os.path.join(stack_dir, f"step-{number}.json")
+        pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", report,
+            *spec["sources"], *options, *requirements)
+        with open(report) as handle:
+            for item in json.load(handle)["install"]:
+                name = item["metadata"]["name"].lower().replace("_", "-")
+                url = item["download_info"]["url"]
+                file_name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#")[0])
+                chosen[name] = (item["metadata"]["version"], file_name)
+        os.remove(report)
+    pins = [f"{name}=={version}" for name, (version, _) in sorted(chosen.items())]
+    pip("download", "--no-deps", "--dest", files, *spec["sources"], "--pre", *pins)
+    lines = []
+    for name, (version, file_name) in sorted(chosen.items()):
+        with open(os.path.join(files, file_name), "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        lines.append(f"{name}=={version} --hash=sha256:{digest}\n")
+    for path, text in (("requirements.lock", "".join(lines)), ("stack.sha256", spec["digest"])):
+        with open(os.path.join(stack_dir, path + ".new"), "w") as handle:
+            handle.write(text)
+        os.replace(os.path.join(stack_dir, path + ".new"), os.path.join(stack_dir, path))
+    print(f"{len(lines)} files locked in {stack_dir}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], json.loads(sys.argv[2]))

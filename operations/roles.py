@@ -1,0 +1,72 @@
+"""Which hosts do what, from the inventory's groups: gateways (group ``sglang_gateways``) run
+the router, wheelhouses (group ``sglang_wheelhouse``) fetch a stack's wheels once for the fleet
+and cache its apt packages; every other host is a worker, an SGLang server. One host may be a
+gateway and a wheelhouse.
+
+Example::
+
+    # fleet.py
+    gpu_servers = ["gpu-01", "gpu-02"]
+    sglang_gateways = ["infra-01"]
+    sglang_wheelhouse = ["infra-01"]
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory
+from pyinfra.api.host import Host
+
+from operations.settings import Settings, validate
+
+GATEWAYS = "sglang_gateways"
+WHEELHOUSES = "sglang_wheelhouse"
+APT_CACHE_PORT = 3142  # apt-cacher-ng's, on the wheelhouse
+
+
+def is_gateway(of: Host | None = None) -> bool:
+    return GATEWAYS in (of or host).groups
+
+
+def is_wheelhouse(of: Host | None = None) -> bool:
+    return WHEELHOUSES in (of or host).groups
+
+
+def is_worker(of: Host | None = None) -> bool:
+    return not (is_gateway(of) or is_wheelhouse(of))
+
+
+def workers() -> list[Host]:
+    return [h for h in inventory if is_worker(h)]
+
+
+def address(of: Host) -> str:
+    """Where the fleet's other hosts reach this one."""
+    return of.data.get("ssh_hostname") or of.name
+
+
+def settings_of(of: Host) -> Settings:
+    return validate(of.name, of.data.dict())  # validated for the whole fleet before any op
+
+
+def _wheelhouse() -> Host | None:
+    return next((h for h in inventory if is_wheelhouse(h)), None)
+
+
+def wheelhouse_url(stack: str) -> str | None:
+    """Where workers find a stack's locked files; None without a wheelhouse."""
+    found = _wheelhouse()
+    if found is None:
+        return None
+    return f"http://{address(found)}:{settings_of(found).wheelhouse_port}/{stack}"
+
+
+def apt_proxy() -> str | None:
+    """The wheelhouse's apt cache; None without a wheelhouse."""
+    found = _wheelhouse()
+    return f"http://{address(found)}:{APT_CACHE_PORT}" if found else None
+
+
+def router_urls() -> list[str]:
+    """Every gateway's router, as the workers reach it."""
+    return [f"http://{address(h)}:{settings_of(h).router_port}" for h in inventory
+            if is_gateway(h)]

@@ -1,0 +1,104 @@
+"""The wheelhouse: a host of the inventory group ``sglang_wheelhouse`` fetches each stack the
+fleet uses from outside once, locks every file with its sha256, and serves them on the fleet's
+network; workers install from there only, with ``--require-hashes``. It also runs apt-cacher-ng,
+so the fleet's apt packages cross the uplink once. A stack stays fetched: a dated nightly keeps
+installing after the upstream index has dropped it.
+
+The wheelhouse host must run the workers' OS release (the same Python): it resolves the stack as
+the workers' pip would.
+
+Example::
+
+    # fleet.py
+    gpu_servers = ["gpu-01", "gpu-02"]
+    sglang_wheelhouse = ["infra-01"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import apt, files, systemd
+
+from operations.python_env import pip_sources, wanted_record
+from operations.roles import apt_proxy, settings_of, workers
+from operations.settings import Settings
+
+UNIT = "sglang-wheelhouse.service"
+APT_CACHE_CONF = "/etc/apt-cacher-ng/acng.conf"
+APT_PROXY_FILE = "/etc/apt/apt.conf.d/90sglang-apt-cache"  # after other 90* proxies: it wins
+FETCH_CODE = (Path(__file__).resolve().parent.parent / "files" / "wheelhouse_fetch.py").read_text()
+
+
+def fetch_spec(settings: Settings, worker: Settings) -> dict:
+    """What to fetch for a worker's stack, from the worker's sources, through the wheelhouse
+    host's own proxy and CA bundle; its digest names it."""
+    record = wanted_record(worker)
+    steps = worker.stack_def().steps()
+    digest = hashlib.sha256(json.dumps([record, steps], sort_keys=True).encode()).hexdigest()
+    sources = pip_sources(settings, record["index_url"], record["extra_index_urls"],
+                          record["find_links"])
+    return {"sources": sources, "steps": steps, "digest": digest}
+
+
+def stacks_dir(settings: Settings) -> str:
+    return f"{settings.wheelhouse_dir}/stacks"
+
+
+@operation(is_idempotent=True)
+def stack_fetched(settings: Settings, worker: Settings):
+    """The worker's stack, fetched and locked once; fetched again only when its pins or sources
+    change.
+
+    + settings: the wheelhouse's validated settings
+    + worker: a worker's validated settings (its stack and sources)
+    """
+    spec = fetch_spec(settings, worker)
+    stack_dir = f"{stacks_dir(settings)}/{worker.stack}"
+    if host.get_fact(FileContents, path=f"{stack_dir}/stack.sha256") == [spec["digest"]]:
+        return
+    tool = f"{settings.wheelhouse_dir}/tool-venv"
+    yield StringCommand(f"test -x {tool}/bin/python || python3 -m venv {tool}")
+    yield StringCommand(shlex.join([f"{tool}/bin/python", "-c", FETCH_CODE, stack_dir,
+                                    json.dumps(spec)]))
+
+
+@deploy("Wheelhouse")
+def serve(settings: Settings) -> None:
+    """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, and the files
+    served over HTTP."""
+    apt.packages(name="Install apt-cacher-ng and Python venv tooling",
+                 packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,
+                 cache_time=24 * 3600)
+    restart = False
+    if settings.apt_upstream_proxy:
+        restart = files.line(name="apt-cacher-ng fetches through the upstream proxy",
+                             path=APT_CACHE_CONF, line=r"^#? *Proxy: .*",
+                             replace=f"Proxy: {settings.apt_upstream_proxy}").changed
+    systemd.service(name="apt-cacher-ng running", service="apt-cacher-ng", running=True,
+                    enabled=True, restarted=restart)
+    fleet = {s.stack: s for s in map(settings_of, workers())}
+    for stack in host.loop(sorted(fleet)):
+        stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
+                      worker=fleet[stack])
+    unit = files.template(
+        name=f"{UNIT}: the stacks over HTTP",
+        src=str(Path(__file__).resolve().parent.parent / "files" / f"{UNIT}.j2"),
+        dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
+    systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
+                    enabled=True, daemon_reload=unit.changed, restarted=unit.changed)
+
+
+def apt_through_cache() -> None:
+    """On a worker: apt goes through the wheelhouse's apt-cacher-ng (when there is one)."""
+    proxy = apt_proxy()
+    if proxy:
+        files.put(name="apt through the fleet's apt cache",
+                  src=StringIO(f'Acquire::http::Proxy "{proxy}";\n'), dest=APT_PROXY_FILE)
