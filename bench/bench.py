@@ -48,7 +48,7 @@ def machine() -> str:
 
 def bench(count: int, interface: str) -> dict:
     lab_up = [str(ROOT / "lab" / "lab"), "up", str(count), "--profiles",
-              ",".join(["rtx5090-cu13"] * count)]
+              ",".join(["rtx5090-cu13"] * count), "--gateway"]
     up_s, result = timed(*lab_up)
     if result.returncode:
         raise SystemExit(f"lab up {count} failed: {result.stderr}")
@@ -56,7 +56,9 @@ def bench(count: int, interface: str) -> dict:
     converge_s, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")
     fetched = rx_bytes(interface) - before
     if result.returncode:
-        raise SystemExit(f"deploy on {count} hosts failed:\n{result.stdout[-3000:]}")
+        Path("/tmp/bench-failed.log").write_text(result.stdout + result.stderr)
+        raise SystemExit(f"deploy on {count} hosts failed (/tmp/bench-failed.log):\n"
+                         f"{result.stdout[-3000:]}")
     noop = []
     for _ in range(NOOP_RUNS):
         seconds, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")

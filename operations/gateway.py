@@ -21,13 +21,15 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.host import Host
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, systemd
+from pyinfra.operations.util import any_changed
 
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson
 from operations.python_env import pip_install
 from operations.report import note
-from operations.roles import address, router_urls, settings_of, workers
+from operations.roles import address, is_gateway, router_urls, settings_of, workers
 from operations.settings import Settings
+from operations.system_packages import system_user
 
 UNIT = "sglang-router.service"
 ROUTER_USER = "sglang-router"
@@ -66,9 +68,8 @@ def router_installed(settings: Settings):
 def install(settings: Settings) -> None:
     """The router's venv and unit; restarted when either changed."""
     apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
-                 update=True, cache_time=24 * 3600)
-    server.user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, system=True,
-                home=settings.router_dir, create_home=False, shell="/usr/sbin/nologin")
+                 update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
+    system_user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, home=settings.router_dir)
     venv = router_installed(name=f"sglang-router {settings.router_version} in its venv",
                             settings=settings)
     urls = [worker_url(h, settings_of(h)) for h in workers()]
@@ -77,9 +78,12 @@ def install(settings: Settings) -> None:
         src=str(Path(__file__).resolve().parent.parent / "files" / "sglang-router.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, venv=router_venv(settings),
         worker_urls=urls, router_user=ROUTER_USER)
+    # Decided when it runs (_if): .changed here would read every host while the deploy loads.
+    # An operation's own _if replaces its deploy's: the role is named again.
+    systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,
+                    daemon_reload=True, _if=[is_gateway, any_changed(unit, venv)])
     systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
-                    enabled=True, daemon_reload=unit.changed,
-                    restarted=unit.changed or venv.changed)
+                    enabled=True)
 
 
 def _member(action: str, router: str, settings: Settings) -> str:

@@ -8,17 +8,34 @@ Example::
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import StringCommand, operation
 from pyinfra.facts.server import Which
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt, files
 
 from operations import wheelhouse
+from operations.facts import UserExists
 from operations.settings import Settings
 
-# libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`.
-PACKAGES = ["libnuma1", "libnuma-dev", "python3-venv", "python3-pip", "ca-certificates"]
+# libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`. The venv brings
+# its own pip (python3-venv); without recommends, no compiler toolchain comes along.
+PACKAGES = ["libnuma1", "libnuma-dev", "python3-venv", "ca-certificates"]
 STALE_CONTAINER = "sglang"
+
+
+@operation(is_idempotent=True)
+def system_user(user: str, home: str):
+    """A system account without a shell or home directory of its own, for a service.
+
+    + user: the account's name
+    + home: its home directory (not created)
+    """
+    if host.get_fact(UserExists, user=user):
+        return
+    yield StringCommand(shlex.join(["useradd", "--system", "--user-group", "--no-create-home",
+                                    "--home-dir", home, "--shell", "/usr/sbin/nologin", user]))
 
 
 @operation(is_idempotent=True)
@@ -38,11 +55,10 @@ def stale_container_removed(name: str = STALE_CONTAINER):
 def install(settings: Settings) -> None:
     wheelhouse.apt_through_cache()
     apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
-                 update=True, cache_time=24 * 3600)
+                 update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     stale_container_removed(name="Remove a stale sglang container")
-    server.user(name=f"System user {settings.service_user}", user=settings.service_user,
-                system=True, home=settings.install_dir, create_home=False,
-                shell="/usr/sbin/nologin")
+    system_user(name=f"System user {settings.service_user}", user=settings.service_user,
+                home=settings.install_dir)
     files.directory(name="Install directory", path=settings.install_dir, mode="755")
     files.directory(name="Model cache directory", path=settings.model_cache_dir,
                     user=settings.service_user, group=settings.service_user, mode="750")

@@ -28,13 +28,22 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
 from operations.python_env import pip_sources, wanted_record
-from operations.roles import apt_proxy, settings_of, workers
+from operations.roles import apt_proxy, is_wheelhouse, settings_of, workers
 from operations.settings import Settings
 
 UNIT = "sglang-wheelhouse.service"
-APT_CACHE_CONF = "/etc/apt-cacher-ng/acng.conf"
+APT_CACHE_CONF = "/etc/apt-cacher-ng/sglang-fleet.conf"  # read after acng.conf
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/90sglang-apt-cache"  # after other 90* proxies: it wins
 FETCH_CODE = (Path(__file__).resolve().parent.parent / "files" / "wheelhouse_fetch.py").read_text()
+
+
+def apt_cache_conf(settings: Settings) -> str:
+    """One request at a time per upstream connection, and retries: some proxies close
+    pipelined connections, which apt would see as 503s under a whole fleet's load."""
+    lines = ["PipelineDepth: 1", "DlMaxRetries: 5"]
+    if settings.apt_upstream_proxy:
+        lines.append(f"Proxy: {settings.apt_upstream_proxy}")
+    return "\n".join(lines) + "\n"
 
 
 def fetch_spec(settings: Settings, worker: Settings) -> dict:
@@ -76,14 +85,15 @@ def serve(settings: Settings) -> None:
     served over HTTP."""
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
                  packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,
-                 cache_time=24 * 3600)
-    restart = False
-    if settings.apt_upstream_proxy:
-        restart = files.line(name="apt-cacher-ng fetches through the upstream proxy",
-                             path=APT_CACHE_CONF, line=r"^#? *Proxy: .*",
-                             replace=f"Proxy: {settings.apt_upstream_proxy}").changed
+                 cache_time=24 * 3600, extra_install_args="--no-install-recommends")
+    conf = files.put(name="apt-cacher-ng: upstream proxy and retries",
+                     src=StringIO(apt_cache_conf(settings)), dest=APT_CACHE_CONF)
+    # Decided when it runs (_if): .changed here would read every host while the deploy loads.
+    # An operation's own _if replaces its deploy's: the role is named again.
+    systemd.service(name="apt-cacher-ng restarted after a change", service="apt-cacher-ng",
+                    restarted=True, _if=[is_wheelhouse, conf.did_change])
     systemd.service(name="apt-cacher-ng running", service="apt-cacher-ng", running=True,
-                    enabled=True, restarted=restart)
+                    enabled=True)
     fleet = {s.stack: s for s in map(settings_of, workers())}
     for stack in host.loop(sorted(fleet)):
         stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
@@ -92,8 +102,10 @@ def serve(settings: Settings) -> None:
         name=f"{UNIT}: the stacks over HTTP",
         src=str(Path(__file__).resolve().parent.parent / "files" / f"{UNIT}.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
+    systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,
+                    daemon_reload=True, _if=[is_wheelhouse, unit.did_change])
     systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
-                    enabled=True, daemon_reload=unit.changed, restarted=unit.changed)
+                    enabled=True)
 
 
 def apt_through_cache() -> None:
