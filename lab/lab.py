@@ -10,7 +10,7 @@ simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on 
     lab/lab poweroff HOST                 power a host off (it becomes unreachable)
     lab/lab down [--purge]                remove everything up made (--purge: the base root too)
 
-Needs root, debootstrap, systemd-container (systemd-nspawn) and tinyproxy.
+Needs root, debootstrap, systemd-container (systemd-nspawn) and squid.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ RUN = LAB_DIR / "run"
 SSH_KEY = LAB_DIR / "ssh" / "id_ed25519"
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
 NEEDED = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container",
-          "tinyproxy": "tinyproxy", "ip": "iproute2", "ssh-keygen": "openssh-client"}
+          "squid": "squid", "ip": "iproute2", "ssh-keygen": "openssh-client"}
 
 
 class LabError(RuntimeError):
@@ -155,10 +155,19 @@ def network_up() -> None:
 
 def services_up() -> None:
     RUN.mkdir(parents=True, exist_ok=True)
-    conf = RUN / "tinyproxy.conf"
-    conf.write_text(f"User root\nGroup root\nPort {PROXY_PORT}\nListen {GATEWAY}\n"
-                    f"Allow {SUBNET}\nTimeout 600\nMaxClients 64\nLogLevel Warning\n")
-    start("proxy", ["tinyproxy", "-d", "-c", str(conf)], RUN / "proxy.log")
+    # squid, not caching: the hosts' way out, like a fleet's egress proxy. (tinyproxy closed
+    # connections apt-cacher-ng had queued downloads on: those failed as 503s.)
+    logs = RUN / "proxy"
+    logs.mkdir(exist_ok=True)
+    shutil.chown(logs, "proxy", "proxy")
+    conf = RUN / "squid.conf"
+    conf.write_text(f"http_port {GATEWAY}:{PROXY_PORT}\nacl lab src {SUBNET}\n"
+                    "acl SSL_ports port 443\nhttp_access deny CONNECT !SSL_ports\n"
+                    "http_access allow lab\nhttp_access deny all\ncache deny all\n"
+                    f"pid_filename {logs}/squid.pid\ncache_log {logs}/cache.log\n"
+                    f"access_log {logs}/access.log\ncoredump_dir {logs}\n"
+                    "shutdown_lifetime 1 seconds\ncache_effective_user proxy\n")
+    start("proxy", ["squid", "-N", "-f", str(conf)], RUN / "proxy.log")
     wheelhouse = LAB_DIR / "wheelhouse"
     shutil.rmtree(wheelhouse, ignore_errors=True)
     build_all(wheelhouse)

@@ -324,6 +324,30 @@ if len(sys.argv) > 2:
 print(json.dumps(found))
 """
 
+# A router's view of the fleet and one request through it: {"workers": {url: healthy},
+# "generate": {"status": int, "tokens": int}}; run with the system python3 and the router URL.
+ROUTER_CODE = """
+import json, sys, urllib.request, urllib.error
+router = sys.argv[1]
+found = {}
+try:
+    with urllib.request.urlopen(router + "/workers", timeout=10) as reply:
+        found["workers"] = {w["url"]: w["is_healthy"] for w in json.load(reply)["workers"]}
+    request = urllib.request.Request(router + "/generate", method="POST",
+        data=json.dumps({"text": "The capital of France is",
+                         "sampling_params": {"max_new_tokens": 4}}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        body = json.load(reply)
+        found["generate"] = {"status": reply.status,
+                             "tokens": body.get("meta_info", {}).get("completion_tokens", 0)}
+except urllib.error.HTTPError as e:
+    found["generate"] = {"status": e.code, "tokens": 0}
+except OSError as e:
+    found["error"] = f"router {router} does not answer: {e}"
+print(json.dumps(found))
+"""
+
 # Wait (bounded) for /health 200, then one small generate: files/health_wait.py, run with the
 # system python3 and (port, timeout seconds, unit); it reads the API key on the host itself.
 WAIT_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_wait.py").read_text()

@@ -38,9 +38,9 @@ FETCH_CODE = (Path(__file__).resolve().parent.parent / "files" / "wheelhouse_fet
 
 
 def apt_cache_conf(settings: Settings) -> str:
-    """One request at a time per upstream connection, and retries: some proxies close
-    pipelined connections, which apt would see as 503s under a whole fleet's load."""
-    lines = ["PipelineDepth: 1", "DlMaxRetries: 5"]
+    """A new upstream connection per download, and retries: some proxies close a connection
+    after one request, which apt-cacher-ng, reusing it, passes on to apt as 503s."""
+    lines = ["ReuseConnections: 0", "PipelineDepth: 1", "DlMaxRetries: 5"]
     if settings.apt_upstream_proxy:
         lines.append(f"Proxy: {settings.apt_upstream_proxy}")
     return "\n".join(lines) + "\n"
@@ -112,5 +112,8 @@ def apt_through_cache() -> None:
     """On a worker: apt goes through the wheelhouse's apt-cacher-ng (when there is one)."""
     proxy = apt_proxy()
     if proxy:
-        files.put(name="apt through the fleet's apt cache",
-                  src=StringIO(f'Acquire::http::Proxy "{proxy}";\n'), dest=APT_PROXY_FILE)
+        # One request at a time, retried: apt-cacher-ng drops a connection with pipelined
+        # requests when one download fails upstream, and apt would fail every one queued on it.
+        files.put(name="apt through the fleet's apt cache", src=StringIO(
+            f'Acquire::http::Proxy "{proxy}";\nAcquire::http::Pipeline-Depth "0";\n'
+            'Acquire::Retries "5";\n'), dest=APT_PROXY_FILE)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,19 @@ def changed_hosts(output: str) -> set[str]:
     "[host] No changes" otherwise."""
     found = (re.match(r"\s*\[([^\]]+)\]\s+Success", line) for line in output.splitlines())
     return {match.group(1) for match in found if match}
+
+
+def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:
+    junit = tmp_path / "verify.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "tests/verify", "-q", f"--junitxml={junit}"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return result, ET.parse(junit).getroot()
+
+
+def failures_by_test(junit: ET.Element) -> dict[str, str]:
+    return {case.get("name"): case.find("failure").get("message")
+            for case in junit.iter("testcase") if case.find("failure") is not None}
 
 
 @pytest.fixture(scope="session")

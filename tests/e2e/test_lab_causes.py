@@ -4,14 +4,19 @@ deploy removes the cause."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
-
 import pytest
 
 from operations.symptoms import match
-from tests.e2e.conftest import ROOT, curl, deploy, diagnose, lab, ssh, wait_for
+from tests.e2e.conftest import (
+    curl,
+    deploy,
+    diagnose,
+    failures_by_test,
+    lab,
+    ssh,
+    verify_fleet,
+    wait_for,
+)
 
 # cause -> chart symptom key it must produce
 CAUSES = [
@@ -57,19 +62,6 @@ def test_cuda_graphs_are_fine_on_the_cu13_stack(lab_pair):
                                                       "--value sglang)/cmdline | tr '\\0' ' '"
                                              ).stdout
     deploy()  # put the profile's flags back
-
-
-def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:
-    junit = tmp_path / "verify.xml"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                             "tests/verify", "-q", f"--junitxml={junit}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    return result, ET.parse(junit).getroot()
-
-
-def failures_by_test(junit: ET.Element) -> dict[str, str]:
-    return {case.get("name"): case.find("failure").get("message")
-            for case in junit.iter("testcase") if case.find("failure") is not None}
 
 
 def test_verification_passes_on_the_healthy_lab_fleet(lab_pair, tmp_path):

@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LAB, LAB_DIR, ROOT, changed_hosts, deploy, lab, lab_hosts, ssh
+from tests.e2e.conftest import (
+    LAB,
+    LAB_DIR,
+    ROOT,
+    changed_hosts,
+    deploy,
+    failures_by_test,
+    lab,
+    lab_hosts,
+    ssh,
+    verify_fleet,
+)
 
 ROUTER = "http://10.213.0.9:30000"
 WORKERS = ["lab-1", "lab-2", "lab-3"]
@@ -70,6 +81,30 @@ def test_a_request_sent_to_the_router_reaches_a_worker_and_returns_tokens(first)
     assert reply["meta_info"]["completion_tokens"] == 4 and reply["text"].strip()
 
 
+def test_verification_checks_the_router_and_the_wheelhouse_and_skips_gpu_checks_there(
+        first, tmp_path):
+    result, junit = verify_fleet(tmp_path)
+    assert result.returncode == 0, result.stdout
+    cases = {case.get("name"): case for case in junit.iter("testcase")}
+    for passed in ("test_router_inference[lab-gw]", "test_router_fronts_every_worker[lab-gw]",
+                   "test_wheelhouse_serves_every_stack[lab-gw]", "test_health[lab-1]"):
+        assert passed in cases, passed
+        assert cases[passed].find("failure") is None, passed
+        assert cases[passed].find("skipped") is None, passed
+    assert cases["test_gpus[lab-gw]"].find("skipped") is not None
+    assert cases["test_router_inference[lab-1]"].find("skipped") is not None
+
+
+def test_workers_installed_the_wheelhouse_s_locked_files(first):
+    record = json.loads(ssh("lab-1", "cat /opt/sglang/stack.json").stdout)
+    assert record["wheelhouse"] == "http://10.213.0.9:8091/lab-cu13-stable"
+    lock = ssh("lab-gw", "cat /srv/sglang-wheelhouse/stacks/lab-cu13-stable/"
+                         "requirements.lock").stdout
+    assert "torch-lab-standin==2.14.1 --hash=sha256:" in lock
+    assert 'Acquire::http::Proxy "http://10.213.0.9:3142";' in ssh(
+        "lab-1", "cat /etc/apt/apt.conf.d/90sglang-apt-cache").stdout
+
+
 def test_the_router_runs_as_its_own_sandboxed_user(first):
     found = ssh("lab-gw", "systemctl show -p User,ActiveState,NoNewPrivileges "
                           "sglang-router.service").stdout
@@ -117,6 +152,12 @@ def test_a_failing_batch_stops_the_roll_and_the_rest_keep_the_previous_configura
     # The failed worker left the router before its restart and stays out; the rest serve.
     assert router_workers() == {url("lab-2"): True, url("lab-3"): True}
     assert routed_generate()[0] == 200
+    result, junit = verify_fleet(tmp_path)
+    failures = failures_by_test(junit)
+    assert result.returncode == 1
+    assert url("lab-1") in failures["test_router_fronts_every_worker[lab-gw]"]
+    assert "test_health[lab-1]" in failures
+    assert "test_router_inference[lab-gw]" not in failures  # the rest still serve
 
 
 def test_the_next_good_deploy_repairs_the_failed_worker_and_it_joins_again(first, tmp_path):
@@ -125,6 +166,42 @@ def test_the_next_good_deploy_repairs_the_failed_worker_and_it_joins_again(first
     assert repaired.returncode == 0, out
     assert changed_hosts(out) == {"lab-1"}  # it was not serving: no roll, no capacity lost
     assert router_workers() == {url(n): True for n in WORKERS}
+
+
+STACK_FILES = "/srv/sglang-wheelhouse/stacks/lab-cu13-stable/files"
+TORCH_WHEEL = "torch_lab_standin-2.14.1-py3-none-any.whl"
+
+
+def test_a_pinned_wheel_the_upstream_index_dropped_still_installs_from_the_wheelhouse(
+        first, tmp_path):
+    upstream = LAB_DIR / "wheelhouse" / "simple" / "torch-lab-standin" / TORCH_WHEEL
+    hidden = upstream.with_name(".dropped")
+    upstream.rename(hidden)  # the upstream index no longer lists it
+    try:
+        assert ssh("lab-2", "rm -rf /opt/sglang/venv").returncode == 0
+        again = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+    finally:
+        hidden.rename(upstream)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert changed_hosts(out) == {"lab-2"}
+    assert "torch-lab-standin 2.14.1" in ssh("lab-2", "/opt/sglang/venv/bin/pip list").stdout
+
+
+def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_named(
+        first, tmp_path):
+    wheel = f"{STACK_FILES}/{TORCH_WHEEL}"
+    ssh("lab-gw", f"cp {wheel} /root/saved.whl && printf junk >> {wheel}")
+    try:
+        assert ssh("lab-3", "rm -rf /opt/sglang/venv").returncode == 0
+        refused = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+    finally:
+        ssh("lab-gw", f"mv /root/saved.whl {wheel}")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in out
+    assert "lab-3   FAILED at 'Rolling batch | Python venv holds the stack's exact pins'" in out
+    assert run(tmp_path, max_total_tokens=2048, roll_batch=1).returncode == 0
 
 
 def test_lab_down_leaves_no_gateway_behind(first):

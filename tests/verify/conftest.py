@@ -20,6 +20,8 @@ import pytest
 import testinfra
 
 from operations.checks import gather
+from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
+from operations.roles import GATEWAYS, WHEELHOUSES
 from operations.settings import Settings, fleet_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,16 @@ class Target:
     name: str
     host: Any  # testinfra.host.Host
     settings: Settings
+    roles: frozenset[str] = frozenset({"worker"})  # and/or "gateway", "wheelhouse"
+    # For gateways: the workers the router should front; for wheelhouses: the fleet's stacks.
+    worker_urls: tuple[str, ...] = ()
+    stacks: tuple[str, ...] = ()
+
+
+def roles_of(groups) -> frozenset[str]:
+    found = {role for group, role in ((GATEWAYS, "gateway"), (WHEELHOUSES, "wheelhouse"))
+             if group in groups}
+    return frozenset(found or {"worker"})
 
 
 def pytest_addoption(parser):
@@ -64,7 +76,12 @@ def _inventory_targets() -> list[Target]:
     with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
         inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
     data = {h.name: h.data.dict() for h in inventory}
-    settings = fleet_settings(data)
+    roles = {h.name: roles_of(h.groups) for h in inventory}
+    workers = [n for n in data if roles[n] == {"worker"}]
+    settings = fleet_settings(data, rolling=set(workers))
+    worker_urls = tuple(f"http://{data[n].get('ssh_hostname') or n}:{settings[n].port}"
+                        for n in workers)
+    stacks = tuple(sorted({settings[n].stack for n in workers}))
     targets = []
     for name, host_data in data.items():
         address = host_data.get("ssh_hostname") or name
@@ -73,7 +90,7 @@ def _inventory_targets() -> list[Target]:
         kwargs = {k: v for k, v in {"ssh_identity_file": host_data.get("ssh_key"),
                                     "ssh_config": _ssh_config(host_data)}.items() if v}
         host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
-        targets.append(Target(name, host, settings[name]))
+        targets.append(Target(name, host, settings[name], roles[name], worker_urls, stacks))
     return targets
 
 
@@ -114,8 +131,20 @@ def evidence(request) -> dict[str, dict]:
 
     def one(target: Target) -> dict:
         try:
-            return gather(lambda fact, kwargs: run_fact(target.host, fact, kwargs),
-                          target.settings)
+            found = {}
+            if "worker" in target.roles:
+                found = gather(lambda fact, kwargs: run_fact(target.host, fact, kwargs),
+                               target.settings)
+            if "gateway" in target.roles:
+                found["router"] = run_fact(target.host, PythonJson, {
+                    "python": "python3", "code": ROUTER_CODE,
+                    "args": (f"http://127.0.0.1:{target.settings.router_port}",)})
+            if "wheelhouse" in target.roles:
+                found["locks"] = {stack: run_fact(target.host, PythonJson, {
+                    "python": "python3", "code": HEALTH_CODE, "args": (
+                        f"http://127.0.0.1:{target.settings.wheelhouse_port}/{stack}/"
+                        "requirements.lock",)}).get("status") for stack in target.stacks}
+            return found
         except Exception as error:  # unreachable host: every check reports it
             return {"unreachable": f"{type(error).__name__}: {error}"}
 

@@ -11,10 +11,17 @@ from operations.preflight import SERVICE_UNIT
 from tests.verify.conftest import run_fact
 
 
-def _check(name: str, target, evidence) -> None:
+def _gathered(target, evidence, role: str) -> dict:
+    if role not in target.roles:
+        pytest.skip(f"{target.name} is not a {role}")
     gathered = evidence[target.name]
     if "unreachable" in gathered:
         pytest.fail(f"{target.name}: unreachable: {gathered['unreachable']}")
+    return gathered
+
+
+def _check(name: str, target, evidence) -> None:
+    gathered = _gathered(target, evidence, "worker")
     finding = checks.CHECKS[name](target.settings, gathered)
     if not finding.ok:
         pytest.fail(finding.message(target.name), pytrace=False)
@@ -78,10 +85,38 @@ def test_gpu_memory_use(target, evidence):
 
 def test_restarts(target, evidence):
     """Read last: a restart loop shows as NRestarts growing since the evidence was gathered."""
-    gathered = evidence[target.name]
-    if "unreachable" in gathered:
-        pytest.fail(f"{target.name}: unreachable: {gathered['unreachable']}")
+    gathered = _gathered(target, evidence, "worker")
     now = run_fact(target.host, UnitState, {"unit": SERVICE_UNIT})
     finding = checks.restarts_grew(gathered["unit"], now)
     if not finding.ok:
         pytest.fail(finding.message(target.name), pytrace=False)
+
+
+def test_router_fronts_every_worker(target, evidence):
+    """Every worker of the inventory is in the router and the router calls it healthy."""
+    router = _gathered(target, evidence, "gateway")["router"]
+    if "error" in router:
+        pytest.fail(f"{target.name}: {router['error']}", pytrace=False)
+    missing = [url for url in target.worker_urls if not router["workers"].get(url)]
+    if missing:
+        pytest.fail(f"{target.name}: the router does not send requests to {', '.join(missing)} "
+                    f"(it has {router['workers']}): run the deploy, or diagnose those workers",
+                    pytrace=False)
+
+
+def test_router_inference(target, evidence):
+    """A request sent to the router reaches a worker and returns tokens."""
+    router = _gathered(target, evidence, "gateway")["router"]
+    generate = router.get("generate", {})
+    if generate.get("status") != 200 or not generate.get("tokens"):
+        pytest.fail(f"{target.name}: a generate through the router gave {generate or router}",
+                    pytrace=False)
+
+
+def test_wheelhouse_serves_every_stack(target, evidence):
+    """Each stack the workers use is fetched, locked and served."""
+    locks = _gathered(target, evidence, "wheelhouse")["locks"]
+    missing = [stack for stack, status in locks.items() if status != 200]
+    if missing:
+        pytest.fail(f"{target.name}: no lock served for {', '.join(missing)} "
+                    f"(HTTP {[locks[s] for s in missing]}): run the deploy", pytrace=False)

@@ -1,0 +1,73 @@
+"""The wheelhouse's fetch (real pip against a local index, no network) and the workers' install
+command: later install steps win, every file is locked by the sha256 of its bytes, and workers
+install those files only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from lab.standin.build import build_all
+from operations import python_env
+from operations.settings import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+FETCH = runpy.run_path(str(ROOT / "files" / "wheelhouse_fetch.py"))
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Path:
+    built = tmp_path_factory.mktemp("upstream")
+    build_all(built)
+    return built / "simple"
+
+
+def test_fetch_locks_what_the_last_step_chose_with_the_hash_of_the_file(index, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # only the index below
+    sources = ["--no-index", *(a for d in sorted(index.iterdir())
+                               for a in ("--find-links", str(d)))]
+    spec = {"sources": sources, "digest": "d1", "steps": [
+        [["torch-lab-standin==2.14.1", "sglang-lab-standin==0.5.23"], []],
+        [["torch-lab-standin==2.10.0.dev20250916"], ["--pre"]]]}
+    FETCH["main"](str(tmp_path), spec)
+    lock = (tmp_path / "requirements.lock").read_text().splitlines()
+    assert [line.split(" ")[0] for line in lock] == [
+        "sglang-lab-standin==0.5.23", "torch-lab-standin==2.10.0.dev20250916"]
+    for line in lock:
+        name, version = line.split(" ")[0].split("==")
+        wheel = next((tmp_path / "files").glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+        assert line.endswith(f"--hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}")
+    assert (tmp_path / "stack.sha256").read_text() == "d1"
+
+
+def test_fetch_that_fails_leaves_no_digest_so_the_next_deploy_fetches_again(index, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    spec = {"sources": ["--no-index", "--find-links", str(index / "torch-lab-standin")],
+            "digest": "d2", "steps": [[["torch-lab-standin==9.9.9"], []]]}
+    with pytest.raises(SystemExit, match="pip install failed"):
+        FETCH["main"](str(tmp_path), spec)
+    assert not (tmp_path / "stack.sha256").exists()
+
+
+def test_a_worker_installs_the_locked_files_only_checking_every_hash():
+    settings = validate("gpu-1", {"stack": "cu13-stable"})
+    record = python_env.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
+    [command] = python_env.pip_commands(settings, record)
+    assert "--no-index" in command and "--require-hashes" in command and "--no-deps" in command
+    assert "--find-links http://10.0.0.5:8091/cu13-stable/files/" in command
+    assert command.endswith("-r http://10.0.0.5:8091/cu13-stable/requirements.lock")
+    assert "pypi.org" not in command  # nothing from outside
+
+
+def test_the_record_names_the_wheelhouse_so_moving_to_one_reinstalls_from_it():
+    settings = validate("gpu-1", {"stack": "cu13-stable"})
+    direct = python_env.wanted_record(settings)
+    cached = python_env.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
+    assert json.dumps(direct) != json.dumps(cached)
+    assert direct["wheelhouse"] is None
