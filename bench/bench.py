@@ -1,5 +1,6 @@
-"""Deploy timings on lab fleets: full converge and no-op re-run on 1, 2, 4 and 8 hosts, and the
-bytes the control machine received from outside during the converge.
+"""Deploy timings on lab fleets: full converge and no-op re-run on 1, 2, 4 and 8 worker hosts
+(plus lab-gw, the gateway and wheelhouse), and the bytes the control machine received from
+outside during the converge.
 
     sudo .venv/bin/python bench/bench.py [COUNTS...]      # default: 1 2 4 8
 

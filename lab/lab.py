@@ -155,8 +155,7 @@ def network_up() -> None:
 
 def services_up() -> None:
     RUN.mkdir(parents=True, exist_ok=True)
-    # squid, not caching: the hosts' way out, like a fleet's egress proxy. (tinyproxy closed
-    # connections apt-cacher-ng had queued downloads on: those failed as 503s.)
+    # squid, not caching: the hosts' only way out, like a fleet's egress proxy.
     logs = RUN / "proxy"
     logs.mkdir(exist_ok=True)
     shutil.chown(logs, "proxy", "proxy")
@@ -166,7 +165,7 @@ def services_up() -> None:
                     "http_access allow lab\nhttp_access deny all\ncache deny all\n"
                     f"pid_filename {logs}/squid.pid\ncache_log {logs}/cache.log\n"
                     f"access_log {logs}/access.log\ncoredump_dir {logs}\n"
-                    "shutdown_lifetime 1 seconds\ncache_effective_user proxy\n")
+                    "shutdown_lifetime 1 seconds\ncache_effective_user proxy\npinger_enable off\n")
     start("proxy", ["squid", "-N", "-f", str(conf)], RUN / "proxy.log")
     wheelhouse = LAB_DIR / "wheelhouse"
     shutil.rmtree(wheelhouse, ignore_errors=True)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from pyinfra.api import FactBase
 
-from operations import nvidia
+from operations import FILES_DIR, nvidia
 
 _END = "__exit__="
 
@@ -350,4 +349,4 @@ print(json.dumps(found))
 
 # Wait (bounded) for /health 200, then one small generate: files/health_wait.py, run with the
 # system python3 and (port, timeout seconds, unit); it reads the API key on the host itself.
-WAIT_CODE = (Path(__file__).resolve().parent.parent / "files" / "health_wait.py").read_text()
+WAIT_CODE = (FILES_DIR / "health_wait.py").read_text()

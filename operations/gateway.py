@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
@@ -24,6 +23,7 @@ from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
+from operations import FILES_DIR
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson
 from operations.python_env import pip_install
 from operations.report import note
@@ -34,7 +34,7 @@ from operations.system_packages import system_user
 UNIT = "sglang-router.service"
 ROUTER_USER = "sglang-router"
 PYPI = "https://pypi.org/simple"
-MEMBER_CODE = (Path(__file__).resolve().parent.parent / "files" / "router_member.py").read_text()
+MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
 # How long a worker waits for a router to call it healthy after joining (router checks every
 # few seconds).
 JOIN_TIMEOUT_S = 60
@@ -75,7 +75,7 @@ def install(settings: Settings) -> None:
     urls = [worker_url(h, settings_of(h)) for h in workers()]
     unit = files.template(
         name=f"{UNIT} in front of {len(urls)} workers",
-        src=str(Path(__file__).resolve().parent.parent / "files" / "sglang-router.service.j2"),
+        src=str(FILES_DIR / "sglang-router.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, venv=router_venv(settings),
         worker_urls=urls, router_user=ROUTER_USER)
     # Decided when it runs (_if): .changed here would read every host while the deploy loads.

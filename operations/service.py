@@ -22,7 +22,7 @@ from pyinfra.api import operation
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
-from operations import remediation, secrets
+from operations import FILES_DIR, remediation, secrets
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -45,7 +45,6 @@ from operations.settings import Settings
 UNIT_PATH = "/etc/systemd/system/sglang.service"
 ENV_PATH = "/etc/sglang/sglang.env"
 API_KEY_PATH = "/etc/sglang/api-key.json"
-FILES_DIR = Path(__file__).resolve().parent.parent / "files"
 
 _templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUndefined,
                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)

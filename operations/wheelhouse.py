@@ -20,13 +20,13 @@ import hashlib
 import json
 import shlex
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
+from operations import FILES_DIR
 from operations.python_env import pip_sources, wanted_record
 from operations.roles import apt_proxy, is_wheelhouse, settings_of, workers
 from operations.settings import Settings
@@ -34,7 +34,7 @@ from operations.settings import Settings
 UNIT = "sglang-wheelhouse.service"
 APT_CACHE_CONF = "/etc/apt-cacher-ng/sglang-fleet.conf"  # read after acng.conf
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/90sglang-apt-cache"  # after other 90* proxies: it wins
-FETCH_CODE = (Path(__file__).resolve().parent.parent / "files" / "wheelhouse_fetch.py").read_text()
+FETCH_CODE = (FILES_DIR / "wheelhouse_fetch.py").read_text()
 
 
 def apt_cache_conf(settings: Settings) -> str:
@@ -100,7 +100,7 @@ def serve(settings: Settings) -> None:
                       worker=fleet[stack])
     unit = files.template(
         name=f"{UNIT}: the stacks over HTTP",
-        src=str(Path(__file__).resolve().parent.parent / "files" / f"{UNIT}.j2"),
+        src=str(FILES_DIR / f"{UNIT}.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
     systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,
                     daemon_reload=True, _if=[is_wheelhouse, unit.did_change])
