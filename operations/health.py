@@ -16,7 +16,7 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import gateway, remediation, service
+from operations import gateway, remediation, rollout, service
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.outcome import fail
@@ -39,8 +39,9 @@ def restarted(settings: Settings, changes: list[OperationMeta]):
     + settings: the host's validated settings
     + changes: the operations whose change restarts the server
     """
-    if not any(change.changed for change in changes) and _health_status(settings) == 200:
-        return
+    if not any(change.changed for change in changes) and (
+            rollout.PLAN.serving.get(host.name) or _health_status(settings) == 200):
+        return  # the rollout plan read /health 200 seconds ago: no second probe
     yield from gateway.leave_commands(settings)
     yield "systemctl daemon-reload"
     yield f"systemctl restart {SERVICE_UNIT}"

@@ -6,6 +6,7 @@ order and share one lab."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -30,12 +31,13 @@ WORKERS = ["lab-1", "lab-2", "lab-3"]
 
 
 def run(tmp_path: Path, **settings) -> subprocess.CompletedProcess:
-    """A deploy of the three workers and the gateway with ``settings`` on every worker."""
+    """A deploy of the three workers and lab-gw (gateway and wheelhouse) with ``settings`` on
+    every worker."""
     fleet = tmp_path / "fleet.py"
     fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
                      f"_settings = {settings!r}\n"
                      "gpu_servers = [(n, {**d, **_settings}) for n, d in lab_hosts()]\n"
-                     "sglang_gateways = lab_gateways()\n")
+                     "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
     return deploy(fleet=fleet)
 
 
@@ -185,7 +187,8 @@ def test_a_pinned_wheel_the_upstream_index_dropped_still_installs_from_the_wheel
     out = again.stdout + again.stderr
     assert again.returncode == 0, out
     assert changed_hosts(out) == {"lab-2"}
-    assert "torch-lab-standin 2.14.1" in ssh("lab-2", "/opt/sglang/venv/bin/pip list").stdout
+    installed = ssh("lab-2", "/opt/sglang/venv/bin/pip list").stdout
+    assert re.search(r"^torch-lab-standin +2\.14\.1$", installed, re.M), installed
 
 
 def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_named(
@@ -200,7 +203,8 @@ def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_nam
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert "DO NOT MATCH THE HASHES" in out
-    assert "lab-3   FAILED at 'Rolling batch | Python venv holds the stack's exact pins'" in out
+    assert ("lab-3   FAILED at \"Rolling batch | Python venv holds the stack's exact pins\""
+            in out)
     assert run(tmp_path, max_total_tokens=2048, roll_batch=1).returncode == 0
 
 
