@@ -7,6 +7,8 @@ import atexit
 from pyinfra import state
 from pyinfra.api.state import BaseStateCallback
 
+from operations.rollout import PLAN, summary
+
 _outcomes: dict[str, str] = {}
 _notes: dict[str, list[str]] = {}
 _registered: list[str] = []
@@ -30,8 +32,6 @@ def _print_summary(verb: str) -> None:
     for failed in state.failed_hosts:  # failed outside an operation's error (a lost host)
         _outcomes.setdefault(failed.name, "FAILED: it stopped answering or a fact could not "
                                           "be read (see its errors above)")
-    from operations.rollout import PLAN, summary
-
     for name in PLAN.untouched:
         _outcomes.setdefault(name, "untouched: the roll stopped before its batch; it serves "
                                    "the previous configuration")

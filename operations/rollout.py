@@ -12,8 +12,7 @@ Example::
 
     rollout.planned(settings=settings)
     for batch in host.loop(rollout.batch_numbers()):
-        converge(settings, _if=rollout.turn(host.name, batch))
-        rollout.recorded(settings=settings, _if=rollout.turn(host.name, batch))
+        converge(settings, _if=rollout.turn(host.name, batch))  # ends with rollout.recorded
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import json
 import math
 import shlex
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
@@ -34,14 +33,14 @@ from operations.settings import RESTART_SETTINGS, Settings
 
 
 def record_path(settings: Settings) -> str:
-    return f"{settings.install_dir}/deployed.json"
+    return f"{settings.install_dir}/deployed.fingerprint"
 
 
 def fingerprint(host_name: str, settings: Settings) -> str:
     """What a server runs with: the settings that restart it, the stack's pins and the secrets
     (as a digest: a new API key restarts servers too)."""
     values = {name: getattr(settings, name) for name in RESTART_SETTINGS}
-    values["stack_packages"] = asdict(settings.stack_def())["packages"]
+    values["stack_packages"] = settings.stack_def().packages
     values["secrets"] = hashlib.sha256(json.dumps(
         secrets.load(host_name, settings), sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()

@@ -38,8 +38,8 @@ FETCH_CODE = (FILES_DIR / "wheelhouse_fetch.py").read_text()
 
 
 def apt_cache_conf(settings: Settings) -> str:
-    """A new upstream connection per download, and retries: some proxies close a connection
-    after one request, which apt-cacher-ng, reusing it, passes on to apt as 503s."""
+    """Conservative upstream use: a new connection per download, one request at a time, and
+    retries (the lab's egress proxy saw failed downloads passed on to apt as 503s)."""
     lines = ["ReuseConnections: 0", "PipelineDepth: 1", "DlMaxRetries: 5"]
     if settings.apt_upstream_proxy:
         lines.append(f"Proxy: {settings.apt_upstream_proxy}")

@@ -98,3 +98,14 @@ def test_readme_settings_table_is_the_generated_one():
     from scripts.settings_table import table
     from tests.conftest import ROOT
     assert table() in (ROOT / "README.md").read_text(), "run make settings-table"
+
+
+def test_roll_batch_must_be_a_count_or_a_percentage_and_the_same_on_every_rolling_host():
+    with pytest.raises(SettingsError, match=r"gpu-1: setting 'roll_batch' = '0%'"):
+        validate("gpu-1", {"roll_batch": "0%"})
+    with pytest.raises(SettingsError, match=r"gpu-1 has 2, gpu-2 has '50%'"):
+        fleet_settings({"gpu-1": {"roll_batch": 2}, "gpu-2": {"roll_batch": "50%"}})
+    # A gateway does not roll: its value is not compared with the workers'.
+    fleet = fleet_settings({"gpu-1": {"roll_batch": 2}, "gw": {"roll_batch": "50%"}},
+                           rolling={"gpu-1"})
+    assert fleet["gpu-1"].roll_batch == 2
