@@ -139,33 +139,30 @@ class Pid1(FactBase):
         return output[0].strip() if output else "unknown"
 
 
-class VenvExists(FactBase):
+class _YesNo(FactBase):
+    """A test run on the host: its command prints "yes" or "no"."""
+
+    @staticmethod
+    def default() -> Any:  # what a host that cannot be read gives
+        return False
+
+    def process(self, output: list[str]) -> bool:
+        return output == ["yes"]
+
+
+class VenvExists(_YesNo):
     """Whether ``venv`` has a Python interpreter (a symlink in a venv, so not files.File)."""
 
     def command(self, venv: str) -> str:
         return f"[ -x {shlex.quote(venv + '/bin/python')} ] && echo yes || echo no"
 
-    @staticmethod
-    def default() -> Any:  # what a host that cannot be read gives
-        return False
 
-    def process(self, output: list[str]) -> bool:
-        return output == ["yes"]
-
-
-class UserExists(FactBase):
+class UserExists(_YesNo):
     """Whether a user account exists (one getent; pyinfra's Users fact reads every account's
     groups and last login, seconds on a busy host)."""
 
     def command(self, user: str) -> str:
         return f"getent passwd {shlex.quote(user)} >/dev/null && echo yes || echo no"
-
-    @staticmethod
-    def default() -> Any:  # what a host that cannot be read gives
-        return False
-
-    def process(self, output: list[str]) -> bool:
-        return output == ["yes"]
 
 
 class PythonJson(FactBase):
