@@ -3,7 +3,7 @@ simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on 
 
     lab/lab up [N] [--profiles a,b,...] [--gateway]
                                           bring up N hosts (replacing any running lab), and
-                                          a gateway host for the router
+                                          lab-gw: the router's gateway and the wheelhouse
     lab/lab status                        what is up
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
     lab/lab reboot HOST                   power a host off cleanly and boot it again
@@ -249,9 +249,10 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False) -> None:
     require_root_and_tools()
     down(purge=False)  # also clears what an earlier, killed run left behind
     chosen = profiles or [DEFAULT_ORDER[i % len(DEFAULT_ORDER)] for i in range(count)]
-    unknown = [p for p in chosen if p not in HOST_PROFILES]
+    unknown = [p for p in chosen if p not in HOST_PROFILES or p == "gateway"]  # --gateway
     if unknown:
-        raise LabError(f"unknown host profile(s) {unknown}; known: {sorted(HOST_PROFILES)}")
+        raise LabError(f"unknown host profile(s) {unknown}; known: "
+                       f"{sorted(p for p in HOST_PROFILES if p != 'gateway')}")
     LAB_DIR.mkdir(parents=True, exist_ok=True)
     build_base()
     if not SSH_KEY.exists():
@@ -388,7 +389,7 @@ def main(argv: list[str]) -> int:
     up_parser = sub.add_parser("up")
     up_parser.add_argument("count", nargs="?", type=int, default=2)
     up_parser.add_argument("--profiles", help=f"comma-separated, from {sorted(HOST_PROFILES)}")
-    up_parser.add_argument("--gateway", action="store_true", help="and a gateway host, lab-gw")
+    up_parser.add_argument("--gateway", action="store_true", help="and lab-gw: gateway, wheelhouse")
     down_parser = sub.add_parser("down")
     down_parser.add_argument("--purge", action="store_true", help="remove the base root too")
     sub.add_parser("status")

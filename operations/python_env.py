@@ -90,7 +90,9 @@ def pip_install(settings: Settings, venv_dir: str, index_url: str,
 
 
 def pip_commands(settings: Settings, record: dict) -> list[str]:
-    if record["wheelhouse"]:  # the locked files only, each checked against its hash
+    if record["wheelhouse"]:
+        # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
+        # wheelhouse is on the fleet's own network, over plain HTTP.
         url = record["wheelhouse"]
         return [shlex.join([f"{settings.venv_dir}/bin/pip", "install",
                             "--disable-pip-version-check", "--no-index",

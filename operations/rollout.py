@@ -53,14 +53,17 @@ def batch_size(value: int | str, fleet_size: int) -> int:
     return max(1, value)
 
 
+def fleet_batch_size() -> int:
+    """Hosts per rolling batch; ``roll_batch`` is the same on every worker (validated)."""
+    workers = roles.workers()
+    return batch_size(roles.settings_of(workers[0]).roll_batch, len(workers)) if workers else 1
+
+
 def batch_numbers() -> range:
     """Batch 0, then as many rolling batches as the whole fleet could need: the same on every
     host, so that every host declares the same operations."""
     workers = roles.workers()
-    if not workers:
-        return range(0)
-    size = batch_size(roles.settings_of(workers[0]).roll_batch, len(workers))  # fleet-wide
-    return range(1 + math.ceil(len(workers) / size))
+    return range(1 + math.ceil(len(workers) / fleet_batch_size())) if workers else range(0)
 
 
 @dataclass
@@ -102,7 +105,7 @@ def planned(settings: Settings):
                           args=(f"http://127.0.0.1:{settings.port}/health",
                                 record_path(settings)))
     PLAN.order = [h.name for h in roles.workers()]
-    PLAN.size = batch_size(settings.roll_batch, len(PLAN.order))
+    PLAN.size = fleet_batch_size()
     PLAN.serving[host.name] = found.get("status") == 200
     PLAN.changes[host.name] = found.get("record") != fingerprint(host.name, settings)
     return

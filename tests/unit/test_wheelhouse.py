@@ -14,6 +14,8 @@ import pytest
 from lab.standin.build import build_all
 from operations import python_env
 from operations.settings import validate
+from tests.conftest import FakeHost
+from tests.unit.test_operations import run_op
 
 ROOT = Path(__file__).resolve().parents[2]
 FETCH = runpy.run_path(str(ROOT / "files" / "wheelhouse_fetch.py"))
@@ -65,9 +67,14 @@ def test_a_worker_installs_the_locked_files_only_checking_every_hash():
     assert "pypi.org" not in command  # nothing from outside
 
 
-def test_the_record_names_the_wheelhouse_so_moving_to_one_reinstalls_from_it():
+def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse():
     settings = validate("gpu-1", {"stack": "cu13-stable"})
-    direct = python_env.wanted_record(settings)
-    cached = python_env.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
-    assert json.dumps(direct) != json.dumps(cached)
-    assert direct["wheelhouse"] is None
+    direct = json.dumps(python_env.wanted_record(settings)).splitlines()
+    pins = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.2",
+            "sglang": "0.5.23"}
+    fake = FakeHost("gpu-1", {"FileContents": direct, "PythonJson": pins})
+    assert run_op(python_env.stack_installed, fake, settings=settings) == []
+    commands = run_op(python_env.stack_installed, fake, settings=settings,
+                      wheelhouse="http://10.0.0.5:8091/cu13-stable")
+    assert "--require-hashes" in commands[0]
+    assert '"wheelhouse": "http://10.0.0.5:8091/cu13-stable"' in commands[1]  # recorded

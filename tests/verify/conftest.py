@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import testinfra
 
+from operations import roles
 from operations.checks import gather
 from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
-from operations.roles import GATEWAYS, WHEELHOUSES
+from operations.gateway import worker_url
 from operations.settings import Settings, fleet_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +39,10 @@ class Target:
     stacks: tuple[str, ...] = ()
 
 
-def roles_of(groups) -> frozenset[str]:
-    found = {role for group, role in ((GATEWAYS, "gateway"), (WHEELHOUSES, "wheelhouse"))
-             if group in groups}
+def roles_of(host) -> frozenset[str]:
+    """The deploy's roles (operations/roles.py) of a pyinfra inventory host."""
+    found = {role for role, test in (("gateway", roles.is_gateway),
+                                     ("wheelhouse", roles.is_wheelhouse)) if test(host)}
     return frozenset(found or {"worker"})
 
 
@@ -75,22 +77,22 @@ def _inventory_targets() -> list[Target]:
     # pyinfra's own loader (group data included); it records the file it runs on a state.
     with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
         inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
-    data = {h.name: h.data.dict() for h in inventory}
-    roles = {h.name: roles_of(h.groups) for h in inventory}
-    workers = [n for n in data if roles[n] == {"worker"}]
-    settings = fleet_settings(data, rolling=set(workers))
-    worker_urls = tuple(f"http://{data[n].get('ssh_hostname') or n}:{settings[n].port}"
-                        for n in workers)
-    stacks = tuple(sorted({settings[n].stack for n in workers}))
+    hosts = {h.name: h for h in inventory}
+    data = {name: h.data.dict() for name, h in hosts.items()}
+    workers = [h for h in inventory if roles.is_worker(h)]
+    settings = fleet_settings(data, rolling={h.name for h in workers})
+    worker_urls = tuple(worker_url(h, settings[h.name]) for h in workers)
+    stacks = tuple(sorted({settings[h.name].stack for h in workers}))
     targets = []
     for name, host_data in data.items():
-        address = host_data.get("ssh_hostname") or name
+        address = roles.address(hosts[name])
         user = host_data.get("ssh_user") or "root"
         port = host_data.get("ssh_port") or 22
         kwargs = {k: v for k, v in {"ssh_identity_file": host_data.get("ssh_key"),
                                     "ssh_config": _ssh_config(host_data)}.items() if v}
         host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
-        targets.append(Target(name, host, settings[name], roles[name], worker_urls, stacks))
+        targets.append(Target(name, host, settings[name], roles_of(hosts[name]), worker_urls,
+                              stacks))
     return targets
 
 
