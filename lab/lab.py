@@ -16,6 +16,7 @@ Needs root, debootstrap, systemd-container (systemd-nspawn) and squid.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -73,9 +74,24 @@ def require_root_and_tools() -> None:
 
 
 # Processes the lab started, recorded by PID; only those are ever stopped.
+#
+# "Gone" means exited: /proc has no such process, or it is a zombie. A zombie has released its
+# memory, files, sockets and mounts and can never run again; only its parent can remove its
+# entry, and the lab's daemons outlive the `lab up` that started them, so that parent is PID 1.
+# Where PID 1 is not systemd (CI's machines) it may reap late, and waiting for it would wait
+# on something neither the lab nor its user can change.
 
 def _pid_file(name: str) -> Path:
     return RUN / f"{name}.pid"
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of a process, or None when /proc has no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
 
 
 def _ours(pid: int) -> bool:
@@ -85,6 +101,21 @@ def _ours(pid: int) -> bool:
     except OSError:
         return False
     return str(LAB_DIR) in argv
+
+
+def _running(pid: int, started: str) -> bool:
+    """Whether the process that started at ``started`` has not exited yet (see above)."""
+    found = _stat(pid)
+    return found is not None and found[1] == started and found[0] not in ("Z", "X")
+
+
+def _wait_gone(pid: int, started: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _running(pid, started):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def start(name: str, args: list[str], log: Path) -> int:
@@ -97,19 +128,42 @@ def start(name: str, args: list[str], log: Path) -> int:
 
 
 def stop(name: str, timeout: float = 20) -> None:
+    """Stop a process the lab started; returns once it has exited (SIGTERM, then SIGKILL)."""
     path = _pid_file(name)
     try:
         pid = int(path.read_text())
     except (OSError, ValueError):
         return
-    if _ours(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _ours(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _ours(pid):
-            os.kill(pid, signal.SIGKILL)
+    found = _stat(pid)
+    if found and _ours(pid):
+        _end(pid, found[1], name, timeout)
     path.unlink(missing_ok=True)
+
+
+def _end(pid: int, started: str, name: str, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, started, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, started, 10):
+            raise LabError(f"{name} (pid {pid}) still runs 10 s after SIGKILL")
+
+
+def _host_processes() -> list[tuple[int, str]]:
+    """Processes still running inside a lab host's root (pid, start time)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            root = os.readlink(entry / "root")
+        except OSError:
+            continue  # exited meanwhile, or a zombie (its root is gone with it)
+        stat = _stat(int(entry.name))
+        if root.startswith(f"{HOSTS}/") and stat and stat[0] not in ("Z", "X"):
+            found.append((int(entry.name), stat[1]))
+    return found
 
 
 # The base root: debootstrapped once, then read-only, shared by every host's overlay.
@@ -290,6 +344,9 @@ def down(purge: bool) -> None:
             stop(pid_file.stem)
         stop("wheelhouse")
         stop("proxy")
+    # A host whose nspawn did not shut it down cleanly can leave processes behind in its root.
+    for pid, started in _host_processes():
+        _end(pid, started, f"process {pid} of a lab host", 5)
     for mount in _lab_mounts():
         run("umount", mount, check=False)
         if mount in _lab_mounts():

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from lab.stacks import GATEWAY
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = [str(ROOT / "lab" / "lab")]
@@ -29,35 +34,75 @@ def lab_hosts() -> dict[str, dict]:
     return {h["name"]: h for h in json.loads((LAB_DIR / "hosts.json").read_text())}
 
 
+def fleet_file(tmp_path: Path, overrides: dict[str, dict]) -> Path:
+    """A fleet file of the lab hosts named in ``overrides``, each with its extra settings (the
+    way a user configures a fleet)."""
+    fleet = tmp_path / "fleet.py"
+    fleet.write_text(
+        "from lab.inventory import lab_hosts\n"
+        f"_overrides = {overrides!r}\n"
+        "gpu_servers = [(n, {**d, **_overrides.get(n, {})}) for n, d in lab_hosts()\n"
+        "               if n in _overrides]\n")
+    return fleet
+
+
+def _env(fleet: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SGLANG_FLEET"}
+    if fleet:
+        env["SGLANG_FLEET"] = str(fleet)
+    return env
+
+
 def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = None,
            script: str = "deploy.py", extra: tuple[str, ...] = (),
            fleet: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``pyinfra inventory.py deploy.py``; ``overrides`` adds settings per lab host through
-    a fleet file built from the lab inventory (the way a user configures a fleet); ``fleet``:
-    a fleet file of the test's own."""
-    env = {k: v for k, v in os.environ.items() if k != "SGLANG_FLEET"}
-    if fleet:
-        env["SGLANG_FLEET"] = str(fleet)
+    a fleet file (``fleet_file``); ``fleet``: a fleet file of the test's own."""
     if overrides:
-        fleet = tmp_path / "fleet.py"
-        fleet.write_text(
-            "from lab.inventory import lab_hosts\n"
-            f"_overrides = {overrides!r}\n"
-            "gpu_servers = [(n, {**d, **_overrides.get(n, {})}) for n, d in lab_hosts()\n"
-            "               if n in _overrides]\n")
-        env["SGLANG_FLEET"] = str(fleet)
+        fleet = fleet_file(tmp_path, overrides)
     return subprocess.run([PYINFRA, "-y", "inventory.py", script, *extra], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=900)
+                          text=True, cwd=ROOT, env=_env(fleet), timeout=900)
 
 
-def start_deploy(tmp_path: Path, hosts: list[str]) -> subprocess.Popen:
+def start_deploy(tmp_path: Path, overrides: dict[str, dict]) -> subprocess.Popen:
     """A deploy of some lab hosts, running in the background, for faults during a run."""
-    fleet = tmp_path / "fleet.py"
-    fleet.write_text("from lab.inventory import lab_hosts\n"
-                     f"gpu_servers = [h for h in lab_hosts() if h[0] in {hosts!r}]\n")
     return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
-                            env={**os.environ, "SGLANG_FLEET": str(fleet)},
+                            env=_env(fleet_file(tmp_path, overrides)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class HeldIndex:
+    """A package index on the lab network that answers no request until released: a host whose
+    ``pip_index_url`` points here is inside its venv install, and stays there, from the moment
+    ``reached`` is set. A fault injected then hits that point every time, however fast the
+    real install would have been."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                gate.reached.set()
+                gate.released.wait(600)
+                self.send_error(503, "released")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((GATEWAY, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{GATEWAY}:{self.server.server_address[1]}/simple"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> HeldIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def diagnose(*extra: str) -> subprocess.CompletedProcess:
@@ -80,6 +125,17 @@ def curl(host: str, path: str, data: str | None = None) -> tuple[int, str]:
     out = subprocess.run(args, capture_output=True, text=True).stdout
     body, _, code = out.rpartition("\n")
     return int(code or 0), body
+
+
+def journal_cursor(host: str) -> str:
+    """Where the host's journal ends now: what a test caused is read after it."""
+    out = ssh(host, "journalctl -n 1 -o cat --show-cursor --no-pager").stdout
+    return out.strip().rsplit("-- cursor: ", 1)[1]
+
+
+def journal_after(host: str, cursor: str, unit: str = "sglang") -> str:
+    return ssh(host, f"journalctl -u {unit} --no-pager -o cat --after-cursor "
+                     f"{shlex.quote(cursor)}").stdout
 
 
 def wait_for(predicate, timeout: float = 60, step: float = 1.0):

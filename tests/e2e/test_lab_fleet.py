@@ -5,6 +5,7 @@ a clean teardown. Tests run in file order and share one lab."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from tests.e2e.conftest import (
     LAB_DIR,
+    HeldIndex,
     changed_hosts,
     curl,
     deploy,
@@ -145,16 +147,17 @@ def test_host_reboot_brings_the_service_back_by_itself(fleet):
 
 
 def test_host_lost_in_the_middle_of_a_run_is_named_and_the_others_finish(fleet, tmp_path):
-    for host in ("lab-1", "lab-2"):  # give both hosts work: the stack is installed again
-        ssh(host, "rm -f /opt/sglang/stack.json")
-    running = start_deploy(tmp_path, ["lab-1", "lab-2"])
-    try:
-        assert wait_for(lambda: ssh("lab-2", "pgrep -f 'venv/bin/pip install'").stdout,
-                        timeout=120, step=0.2), "the run never reached lab-2's venv install"
-        lab("poweroff", "lab-2")
-        out, _ = running.communicate(timeout=300)
-    finally:
-        running.kill()
+    ssh("lab-1", "rm -f /opt/sglang/stack.json")  # lab-1 has real work: its stack again
+    # lab-2 must fetch (pip skips the index for pins already installed): a new venv.
+    ssh("lab-2", "systemctl stop sglang; rm -rf /opt/sglang/venv /opt/sglang/stack.json")
+    with HeldIndex() as index:  # lab-2's install waits there until the host is lost
+        running = start_deploy(tmp_path, {"lab-1": {}, "lab-2": {"pip_index_url": index.url}})
+        try:
+            assert index.reached.wait(300), "the run never reached lab-2's venv install"
+            lab("poweroff", "lab-2")
+            out, _ = running.communicate(timeout=300)
+        finally:
+            running.kill()
     try:
         assert running.returncode != 0
         assert "lab-1  healthy" in out, out[-3000:]
@@ -166,7 +169,9 @@ def test_host_lost_in_the_middle_of_a_run_is_named_and_the_others_finish(fleet, 
 
 def test_port_held_by_another_process_stops_preflight_and_changes_nothing(fleet, tmp_path):
     ssh("lab-2", "systemctl stop sglang && systemd-run --unit=squatter python3 -m http.server "
-                 "8000 && sleep 1")
+                 "8000")
+    assert wait_for(lambda: ":1F40 " in ssh("lab-2", "cat /proc/net/tcp /proc/net/tcp6").stdout,
+                    timeout=30), "the squatter never listened on port 8000"
     try:
         before = ssh("lab-2", "md5sum /etc/systemd/system/sglang.service").stdout
         result = deploy(tmp_path, {"lab-2": {}})
@@ -199,15 +204,16 @@ def test_nearly_full_disk_fails_preflight_before_installing(fleet, tmp_path):
 
 def test_deploy_interrupted_during_the_venv_install_converges_next_time(fleet, tmp_path):
     ssh("lab-1", "systemctl stop sglang; rm -rf /opt/sglang/venv /opt/sglang/stack.json")
-    running = start_deploy(tmp_path, ["lab-1"])
-    try:
-        pip = wait_for(lambda: ssh("lab-1", "pgrep -f 'venv/bin/pip install'").stdout.split(),
-                       timeout=120, step=0.2)
-        assert pip, "the deploy never reached the venv install"
-    finally:
-        running.kill()  # the control side dies mid-install...
-        running.wait()
-    ssh("lab-1", f"kill -KILL {' '.join(pip)}")  # ...and so does the install it started
+    with HeldIndex() as index:  # the install waits there: the kill below lands inside it
+        running = start_deploy(tmp_path, {"lab-1": {"pip_index_url": index.url}})
+        try:
+            assert index.reached.wait(300), "the deploy never reached the venv install"
+        finally:
+            running.kill()  # the control side dies mid-install...
+            running.wait()
+        pip = ssh("lab-1", "pgrep -f 'venv/bin/pip install'").stdout.split()
+        assert pip, "pip is waiting on the index, so it must still run"
+        ssh("lab-1", f"kill -KILL {' '.join(pip)}")  # ...and so does the install it started
     assert ssh("lab-1", "test -e /opt/sglang/stack.json").returncode != 0
     again = deploy(tmp_path, {"lab-1": {}})
     assert again.returncode == 0, again.stdout[-3000:]
@@ -222,13 +228,30 @@ def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
     assert "Starting operation" not in out
 
 
+def running_lab_processes() -> list[str]:
+    """Processes that have not exited (zombies have: see lab.py) and belong to the lab: their
+    argv names the lab's directory, or they run inside a lab host's root."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            root = os.readlink(proc / "root")
+        except (OSError, IndexError):
+            continue  # not a process, or gone while we looked
+        if state not in "ZX" and (str(LAB_DIR) in argv or root.startswith(str(LAB_DIR))):
+            found.append(f"{proc.name} {state} {argv[:120]}")
+    return found
+
+
 def test_lab_down_leaves_nothing_behind(fleet):
     pids = [int(p.read_text()) for p in (LAB_DIR / "run").glob("*.pid")]
     assert pids, "the lab records the PIDs it started"
+    assert running_lab_processes(), "the check must see the lab's processes while it is up"
     lab("down")
     assert not [m for m in Path("/proc/mounts").read_text().splitlines()
                 if str(LAB_DIR) in m]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "sglab0" not in links and "vb-lab-" not in links
-    assert not [p for p in pids if Path(f"/proc/{p}").exists()]
+    assert running_lab_processes() == []
     assert not (LAB_DIR / "hosts").exists() and not (LAB_DIR / "hosts.json").exists()
