@@ -56,8 +56,9 @@ def converge(settings: Settings) -> None:
     gateway.joined(name="In every router, healthy", settings=settings)
 
 
-wheelhouse.serve(settings, _if=roles.is_wheelhouse)
-gateway.install(settings, _if=roles.is_gateway)
-prepare(settings, _if=roles.is_worker)
-for batch in host.loop(rollout.batch_numbers()):
-    converge(settings, _if=rollout.turn(host.name, batch))
+if run.login_allowed():  # else the host fails at once, saying what its login lacks
+    wheelhouse.serve(settings, _if=roles.is_wheelhouse)
+    gateway.install(settings, _if=roles.is_gateway)
+    prepare(settings, _if=roles.is_worker)
+    for batch in host.loop(rollout.batch_numbers()):
+        converge(settings, _if=rollout.turn(host.name, batch))

@@ -20,9 +20,11 @@ def _read(role: str | None) -> list[dict]:
 
 
 def _ssh(host: dict) -> dict:
+    login = host.get("login")  # lab up --login USER: root may not log in; USER has sudo
     return {
+        **({"_sudo": True} if login else {}),
         "ssh_hostname": host["address"],
-        "ssh_user": "root",
+        "ssh_user": login or "root",
         "ssh_key": str(LAB_DIR / "ssh" / "id_ed25519"),
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "no",

@@ -1,9 +1,11 @@
 """A lab fleet on one machine: booted Debian hosts (systemd-nspawn, systemd as PID 1, sshd) with
 simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on the control side.
 
-    lab/lab up [N] [--profiles a,b,...] [--gateway]
+    lab/lab up [N] [--profiles a,b,...] [--gateway] [--login USER]
                                           bring up N hosts (replacing any running lab), and
-                                          lab-gw: the router's gateway and the wheelhouse
+                                          lab-gw: the router's gateway and the wheelhouse;
+                                          --login: hosts refuse root logins and USER logs in
+                                          with passwordless sudo, as on cloud images
     lab/lab status                        what is up
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
     lab/lab reboot HOST                   power a host off cleanly and boot it again
@@ -19,6 +21,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -42,7 +46,7 @@ BASE_DONE = LAB_DIR / "base.done"
 HOSTS = LAB_DIR / "hosts"
 RUN = LAB_DIR / "run"
 SSH_KEY = LAB_DIR / "ssh" / "id_ed25519"
-BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2"
+BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo"
 NEEDED = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container",
           "squid": "squid", "ip": "iproute2", "ssh-keygen": "openssh-client"}
 
@@ -182,8 +186,8 @@ def debian_mirror() -> str:
 
 
 def build_base() -> None:
-    if BASE_DONE.exists():
-        return
+    if BASE_DONE.exists() and BASE_PACKAGES in BASE_DONE.read_text():
+        return  # built, with today's package list
     if BASE.exists():
         shutil.rmtree(BASE)  # a build that was cut off
     say("building the base root with debootstrap (once; about a minute)")
@@ -195,7 +199,7 @@ def build_base() -> None:
     if not target.exists():
         target.symlink_to("/lib/systemd/system/systemd-networkd.service")
     (BASE / "etc/machine-id").write_text("")  # each host gets its own at boot
-    BASE_DONE.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    BASE_DONE.write_text(time.strftime("%Y-%m-%dT%H:%M:%S ") + BASE_PACKAGES + "\n")
 
 
 # Control side: bridge, apt proxy, wheelhouse.
@@ -251,6 +255,22 @@ GATEWAY_HOST = {"name": "lab-gw", "address": "10.213.0.9", "profile": "gateway",
                 "role": "gateway"}
 
 
+def add_login(root: Path, user: str) -> None:
+    """What cloud images give: a user with the fleet's key and passwordless sudo; root may not
+    log in over SSH."""
+    if not (root / "home" / user).exists():
+        run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", user)
+    ssh_dir = root / "home" / user / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(SSH_KEY.with_suffix(".pub").read_text())
+    run("chroot", str(root), "chown", "-R", f"{user}:{user}", f"/home/{user}/.ssh")
+    sudoers = root / "etc/sudoers.d" / user
+    sudoers.write_text(f"{user} ALL=(ALL) NOPASSWD: ALL\n")
+    sudoers.chmod(0o440)
+    (root / "etc/ssh/sshd_config.d/10-lab-no-root.conf").write_text("PermitRootLogin no\n")
+    (root / "root/.ssh/authorized_keys").unlink(missing_ok=True)
+
+
 def prepare_host(name: str, address: str, profile: str) -> Path:
     folder = HOSTS / name
     for sub in ("upper", "work", "root"):
@@ -286,10 +306,15 @@ def boot_host(name: str, root: Path) -> None:
                            f"--machine={name}"], HOSTS / name / "console.log")
 
 
-def ssh(address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+def ssh(host: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as root on a lab host: logged in as root, or as its login user through
+    sudo."""
+    login = host.get("login") or "root"
+    if login != "root":
+        command = f"sudo -n sh -c {shlex.quote(command)}"
     return run("ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no", "-o",
                "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-               f"root@{address}", command, check=check)
+               f"{login}@{host['address']}", command, check=check)
 
 
 def read_hosts() -> list[dict]:
@@ -299,9 +324,13 @@ def read_hosts() -> list[dict]:
         return []
 
 
-def up(count: int, profiles: list[str] | None, gateway: bool = False) -> None:
+def up(count: int, profiles: list[str] | None, gateway: bool = False,
+       login: str | None = None) -> None:
     require_root_and_tools()
     down(purge=False)  # also clears what an earlier, killed run left behind
+    if login is not None and (login == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}",
+                                                                   login)):
+        raise LabError(f"--login {login!r}: a user name other than root ([a-z_][a-z0-9_-]*)")
     chosen = profiles or [DEFAULT_ORDER[i % len(DEFAULT_ORDER)] for i in range(count)]
     unknown = [p for p in chosen if p not in HOST_PROFILES or p == "gateway"]  # --gateway
     if unknown:
@@ -314,20 +343,22 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False) -> None:
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sglang-lab", "-f", str(SSH_KEY))
     network_up()
     services_up()
-    hosts = []
-    for number, profile in enumerate(chosen, start=1):
-        name = f"lab-{number}"
-        boot_host(name, prepare_host(name, host_address(number), profile))
-        hosts.append({"name": name, "address": host_address(number), "profile": profile,
-                      "stack": HOST_PROFILES[profile]["stack"]})
+    hosts = [{"name": f"lab-{number}", "address": host_address(number), "profile": profile,
+              "stack": HOST_PROFILES[profile]["stack"]}
+             for number, profile in enumerate(chosen, start=1)]
     if gateway:
-        boot_host(GATEWAY_HOST["name"], prepare_host(GATEWAY_HOST["name"],
-                                                     GATEWAY_HOST["address"], "gateway"))
-        hosts.append(GATEWAY_HOST)
+        hosts.append(dict(GATEWAY_HOST))
+    for host in hosts:
+        root = prepare_host(host["name"], host["address"], host["profile"])
+        if login:
+            add_login(root, login)
+            host["login"] = login
+        boot_host(host["name"], root)
     for host in hosts:
         wait_port(host["address"], 22, 90, f"sshd on {host['name']}")
-        ssh(host["address"], "systemctl is-system-running --wait >/dev/null || true")
-        say(f"{host['name']} up at {host['address']} ({host['profile']})")
+        ssh(host, "systemctl is-system-running --wait >/dev/null || true")
+        say(f"{host['name']} up at {host['address']} ({host['profile']}"
+            f"{', login ' + login + ' with sudo' if login else ''})")
     (LAB_DIR / "hosts.json").write_text(json.dumps(hosts, indent=1) + "\n")
 
 
@@ -370,7 +401,7 @@ def status() -> int:
         pid = _pid_file(name).read_text().strip() if _pid_file(name).exists() else "-"
         say(f"{name}: pid {pid} {'running' if pid != '-' and _ours(int(pid)) else 'STOPPED'}")
     for host in hosts:
-        state = ssh(host["address"], "systemctl is-system-running; "
+        state = ssh(host, "systemctl is-system-running; "
                     "systemctl is-active sglang.service", check=False).stdout.split()
         say(f"{host['name']} {host['address']} {host['profile']}: system "
             f"{state[0] if state else 'unreachable'}, sglang.service "
@@ -418,7 +449,7 @@ def cause(name: str, which: str) -> None:
         raise LabError(f"no lab host named {name!r} is up")
     if which not in CAUSES:
         raise LabError(f"unknown cause {which!r}; known: {', '.join(CAUSES)}")
-    ssh(host["address"], CAUSES[which][1](host))
+    ssh(host, CAUSES[which][1](host))
     say(f"{name}: {CAUSES[which][0]}")
 
 
@@ -435,7 +466,7 @@ def reboot(name: str) -> None:
     host = poweroff(name)
     boot_host(name, HOSTS / name / "root")
     wait_port(host["address"], 22, 90, f"sshd on {name}")
-    ssh(host["address"], "systemctl is-system-running --wait >/dev/null || true")
+    ssh(host, "systemctl is-system-running --wait >/dev/null || true")
     say(f"{name} rebooted")
 
 
@@ -447,6 +478,8 @@ def main(argv: list[str]) -> int:
     up_parser.add_argument("count", nargs="?", type=int, default=2)
     up_parser.add_argument("--profiles", help=f"comma-separated, from {sorted(HOST_PROFILES)}")
     up_parser.add_argument("--gateway", action="store_true", help="and lab-gw: gateway, wheelhouse")
+    up_parser.add_argument("--login", metavar="USER",
+                           help="log in as USER with passwordless sudo; root logins refused")
     down_parser = sub.add_parser("down")
     down_parser.add_argument("--purge", action="store_true", help="remove the base root too")
     sub.add_parser("status")
@@ -458,7 +491,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            up(args.count, args.profiles.split(",") if args.profiles else None, args.gateway)
+            up(args.count, args.profiles.split(",") if args.profiles else None, args.gateway,
+               args.login)
         elif args.command == "down":
             down(args.purge)
             say("down: no lab hosts, interfaces, mounts or lab processes are left")

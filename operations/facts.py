@@ -125,6 +125,33 @@ class PortListener(FactBase):
         return None
 
 
+class Login(FactBase):
+    """Who the SSH login is and what sudo lets it do; read with ``_sudo=False``, before any
+    command that needs root.
+
+    Returns ``{"user": str, "uid": int, "sudo": "ok" | "password" | "missing" | "denied",
+    "said": str}``: ``said`` is sudo's own words when it refused.
+    """
+
+    def command(self) -> str:
+        return ("id -un; id -u; if ! command -v sudo >/dev/null; then echo missing; "
+                "elif said=$(sudo -n true 2>&1); then echo ok; "
+                "else echo refused; printf '%s\\n' \"$said\" | head -n 3; fi")
+
+    @staticmethod
+    def default() -> Any:
+        return {"user": "?", "uid": -1, "sudo": "missing", "said": "the host did not answer"}
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        if len(output) < 3 or not output[1].strip().isdigit():
+            return self.default()
+        said = " ".join(line.strip() for line in output[3:])
+        sudo = output[2].strip()
+        if sudo == "refused":
+            sudo = "password" if "password is required" in said else "denied"
+        return {"user": output[0].strip(), "uid": int(output[1]), "sudo": sudo, "said": said}
+
+
 class Pid1(FactBase):
     """The name of PID 1 (``systemd`` on a systemd host)."""
 

@@ -87,6 +87,43 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
     return failures
 
 
+LOGIN_NEEDED = "root, or a user with sudo (without a password, or with _sudo_password given)"
+
+
+def login_failure(login: dict[str, Any], sudo: bool, sudo_password: bool) -> Failure | None:
+    """Whether the SSH login can change the host as root: logged in as root, or through sudo
+    that will not stop to ask for a password nobody gave (pure)."""
+    if login["uid"] <= 0:
+        return None  # root; or the host did not answer, which pyinfra reports itself
+    user = login["user"]
+    found = f"login {user} (uid {login['uid']})"
+    if not sudo:
+        return Failure("login", f"{found}, not root, and sudo is off", LOGIN_NEEDED,
+                       "run with --sudo, or set _sudo=True for this host in the inventory")
+    if login["sudo"] == "ok" or (login["sudo"] == "password" and sudo_password):
+        return None
+    if login["sudo"] == "password":
+        return Failure("login", f"{found}: sudo asks for a password and none was given",
+                       LOGIN_NEEDED, "set _sudo_password for this host (or run with "
+                       f"--same-sudo-password), or let {user} use sudo without a password "
+                       f"(NOPASSWD in /etc/sudoers.d/{user})")
+    if login["sudo"] == "missing":
+        return Failure("login", f"{found}: sudo is not installed", LOGIN_NEEDED,
+                       "install sudo, or log in as root")
+    return Failure("login", f"{found} may not use sudo ({login['said']})", LOGIN_NEEDED,
+                   f"let {user} use sudo ('{user} ALL=(ALL) NOPASSWD: ALL' in "
+                   f"/etc/sudoers.d/{user}), or log in as root")
+
+
+@operation(is_idempotent=True)
+def login_refused(line: str):
+    """Fail the host with the line that says what its login lacks.
+
+    + line: the failure's line (``Failure.line``)
+    """
+    yield fail([line])
+
+
 @operation(is_idempotent=True)
 def checklist(settings: Settings):
     """Fail the host with one line per failed check; yield nothing when all pass.

@@ -11,9 +11,11 @@ import inspect
 import os
 
 from pyinfra import host, inventory, state
+from pyinfra.api.arguments import pop_global_arguments
 
-from operations import roles, secrets
+from operations import preflight, roles, secrets
 from operations.connection import guard_lost_hosts
+from operations.facts import Login
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
 
@@ -41,3 +43,21 @@ def host_settings(verb: str) -> Settings:
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
     return fleet[host.name]
+
+
+def login_allowed() -> bool:
+    """Whether this host's SSH login can change it as root. If not, the host gets one
+    operation, which fails it with what its login lacks, and nothing else: the login is read
+    without sudo before any command that needs root, so no host stops half-way for want of
+    privileges, or waits on a sudo password prompt."""
+    arguments, _ = pop_global_arguments(state, host, {})
+    if host.data.get("ssh_user") == "root" and not arguments["_sudo"]:
+        return True  # root by the inventory's word: no round trip
+    failure = preflight.login_failure(
+        host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
+        sudo_password=bool(arguments["_sudo_password"] or state.config.USE_SUDO_PASSWORD))
+    if failure is None:
+        return True
+    preflight.login_refused(name="Preflight: the login can change the host",
+                            line=failure.line(host.name))
+    return False

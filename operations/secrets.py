@@ -57,7 +57,14 @@ def put_private(path: str, content: str):
     if host.get_fact(Sha256File, path=path) == wanted:
         return
     temp = f"{path}.upload"  # beside it, in a root-only directory
-    yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp + ".part")
+    staged = None
+    if (host.current_op_global_arguments or {}).get("_sudo"):
+        # Over sudo, pyinfra uploads as the login user to a file of its temp directory, then
+        # copies it as root: that file is made empty and 0600 first, so no one else can read it.
+        staged = host.get_temp_filename(f"{path}:{wanted}")
+        yield StringCommand(f"(umask 077 && rm -f {shlex.quote(staged)} && "
+                            f": > {shlex.quote(staged)})", _sudo=False)
+    yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=staged)
     yield StringCommand(f"chown root:root {shlex.quote(temp)} && chmod 600 {shlex.quote(temp)} "
                         f"&& mv {shlex.quote(temp)} {shlex.quote(path)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ class FakeHost:
         self.facts = facts
         self.data: dict[str, Any] = {}
         self.current_op_global_arguments: dict[str, Any] = {}
+
+    def get_temp_filename(self, key: str) -> str:
+        return f"/tmp/pyinfra-{hashlib.sha1(key.encode()).hexdigest()}"
 
     def get_fact(self, cls, **kwargs):
         key = (cls.__name__, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))

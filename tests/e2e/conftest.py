@@ -110,11 +110,16 @@ def diagnose(*extra: str) -> subprocess.CompletedProcess:
 
 
 def ssh(host: str, command: str) -> subprocess.CompletedProcess:
-    address = lab_hosts()[host]["address"]
+    """Run a command as root on a lab host (through its login user's sudo where root may not
+    log in)."""
+    found = lab_hosts()[host]
+    login = found.get("login") or "root"
+    if login != "root":
+        command = f"sudo -n sh -c {shlex.quote(command)}"
     return subprocess.run(
         ["ssh", "-i", str(LAB_DIR / "ssh" / "id_ed25519"), "-o", "StrictHostKeyChecking=no",
          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-         f"root@{address}", command], capture_output=True, text=True, timeout=120)
+         f"{login}@{found['address']}", command], capture_output=True, text=True, timeout=120)
 
 
 def curl(host: str, path: str, data: str | None = None) -> tuple[int, str]:

@@ -68,7 +68,7 @@ def _ssh_config(data: dict) -> str | None:
     return path
 
 
-def _inventory_targets() -> list[Target]:
+def _inventory_targets(config) -> list[Target]:
     from types import SimpleNamespace
 
     from pyinfra.context import ctx_state
@@ -88,8 +88,12 @@ def _inventory_targets() -> list[Target]:
         address = roles.address(hosts[name])
         user = host_data.get("ssh_user") or "root"
         port = host_data.get("ssh_port") or 22
+        # A login other than root reaches root's view (root-only files, the journal, /proc of
+        # the service) through sudo, as the deploy does: _sudo in the inventory, or --sudo.
         kwargs = {k: v for k, v in {"ssh_identity_file": host_data.get("ssh_key"),
-                                    "ssh_config": _ssh_config(host_data)}.items() if v}
+                                    "ssh_config": _ssh_config(host_data),
+                                    "sudo": host_data.get("_sudo") or config.getoption("sudo")
+                                    }.items() if v}
         host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
         targets.append(Target(name, host, settings[name], roles_of(hosts[name]), worker_urls,
                               stacks))
@@ -116,7 +120,7 @@ def pytest_configure(config):
     if config.getoption("hosts", None):
         config._sglang_targets = _cli_targets(config)
     else:
-        config._sglang_targets = _inventory_targets()
+        config._sglang_targets = _inventory_targets(config)
     config._sglang_results = {}
 
 

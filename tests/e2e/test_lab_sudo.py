@@ -1,0 +1,151 @@
+"""A fleet reached the way most real GPU hosts are: root may not log in over SSH; a user `ops`
+logs in and has sudo (lab up --login ops). The whole deploy, verification, preflight and
+diagnosis run through sudo; a host whose user cannot get root is named with one preflight line
+and the rest converge. Tests run in file order and share one lab."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import (
+    LAB_DIR,
+    changed_hosts,
+    curl,
+    deploy,
+    diagnose,
+    lab,
+    lab_hosts,
+    ssh,
+    verify_fleet,
+)
+
+SUDOERS = "etc/sudoers.d/ops"
+WORKERS = ("lab-1", "lab-2", "lab-3")
+
+
+def host_root(name: str):
+    """The host's disk seen from the control machine (its console, as it were)."""
+    return LAB_DIR / "hosts" / name / "root"
+
+
+def set_sudoers(name: str, line: str | None) -> None:
+    path = host_root(name) / SUDOERS
+    if line is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(line + "\n")
+        path.chmod(0o440)
+
+
+@pytest.fixture(scope="module")
+def first(root_required):
+    lab("up", "3", "--profiles", "rtx5090-cu13,rtx5090-cu128,rtx5090-cu13", "--login", "ops")
+    set_sudoers("lab-3", None)  # lab-3's user may log in, but not use sudo
+    yield deploy()
+    lab("down")
+
+
+def test_root_may_not_log_in_so_nothing_passes_as_root(first):
+    address = lab_hosts()["lab-1"]["address"]
+    refused = subprocess.run(
+        ["ssh", "-i", str(LAB_DIR / "ssh" / "id_ed25519"), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"root@{address}", "true"],
+        capture_output=True, text=True)
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    assert ssh("lab-1", "id -un").stdout.strip() == "root"  # ops, through sudo
+
+
+def test_first_deploy_converges_through_sudo_and_names_the_host_without_it(first):
+    out = first.stdout + first.stderr
+    assert first.returncode != 0, out
+    assert "lab-1  healthy" in out and "lab-2  healthy" in out, out[-3000:]
+    assert ("lab-3: preflight login failed: found login ops (uid 1000) may not use sudo ("
+            in out), out[-3000:]
+    assert "'ops ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/ops" in out
+    assert "1 of 3 hosts failed: lab-3" in out
+    assert "Permission denied" not in out and "Traceback" not in out
+    assert not (host_root("lab-3") / "opt/sglang").exists(), "lab-3 was changed"
+
+
+def test_the_service_runs_as_its_user_and_secrets_files_stay_root_only(first):
+    assert ssh("lab-1", "ps -o user= -p $(systemctl show -p MainPID --value sglang); "
+                        "stat -c '%U %a' /etc/sglang /etc/sglang/sglang.env").stdout.split() == [
+        "sglang", "root", "700", "root", "600"]
+
+
+def test_second_deploy_changes_nothing_on_the_converged_hosts(first):
+    second = deploy()
+    out = second.stdout + second.stderr
+    assert "lab-1  healthy" in out and "lab-2  healthy" in out, out[-3000:]
+    assert changed_hosts(out) & {"lab-1", "lab-2"} == set(), out[-3000:]
+
+
+def test_once_its_user_has_sudo_the_refused_host_converges_too(first):
+    set_sudoers("lab-3", "ops ALL=(ALL) NOPASSWD: ALL")
+    result = deploy()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "all 3 hosts healthy" in result.stdout
+    assert curl("lab-3", "/health")[0] == 200
+
+
+def test_verification_preflight_and_diagnosis_work_through_sudo(first, tmp_path):
+    result, junit = verify_fleet(tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    passed = {case.get("name") for case in junit.iter("testcase")
+              if case.find("failure") is None and case.find("skipped") is None}
+    for check in ("test_unit", "test_user", "test_argv", "test_restarts", "test_health",
+                  "test_inference"):  # root's view: the unit's process, the journal
+        assert {f"{check}[{name}]" for name in WORKERS} <= passed, check
+    checked = deploy(script="preflight.py")
+    assert checked.returncode == 0 and "all 3 hosts ok" in checked.stdout, checked.stdout
+    diagnosed = diagnose()
+    assert diagnosed.returncode == 0 and "all 3 hosts ok" in diagnosed.stdout, diagnosed.stdout
+
+
+def test_a_profile_change_rolls_through_sudo_hosts_one_batch_at_a_time(first, tmp_path):
+    rolled = deploy(tmp_path, {name: {"profile": "debugging"} for name in WORKERS})
+    out = rolled.stdout + rolled.stderr
+    assert rolled.returncode == 0, out[-3000:]
+    for number, name in enumerate(WORKERS, start=1):
+        assert f"rolled batch {number}: {name} (healthy)" in out, out[-3000:]
+    assert changed_hosts(out) == set(WORKERS)
+
+
+def test_secrets_are_written_root_only_over_sudo_and_never_shown(first, monkeypatch):
+    token, key = "hf_SUDOtoken0123456789", "sk-SUDOkey-0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("SGLANG_API_KEY", key)
+    result = deploy(extra=("--diff",))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert token not in out and key not in out
+    for name in WORKERS:
+        assert ssh(name, "stat -c '%U %a' /etc/sglang/sglang.env /etc/sglang/api-key.json"
+                   ).stdout.split() == ["root", "600", "root", "600"]
+        # Nothing the login staged on its way to root is left, or readable, anywhere else.
+        assert ssh(name, f"grep -rlF {token} /tmp /var/tmp /home/ops; "
+                         f"grep -rlF {key} /tmp /var/tmp /home/ops; true").stdout == ""
+    assert curl("lab-1", "/health")[0] == 200
+
+
+def test_sudo_that_asks_for_a_password_stops_at_the_start_or_uses_the_one_given(
+        first, tmp_path):
+    ssh("lab-2", "echo 'ops:lab-sudo-password' | chpasswd")
+    set_sudoers("lab-2", "ops ALL=(ALL) ALL")  # sudo now asks ops for the password
+    try:
+        refused = deploy(tmp_path, {"lab-1": {}, "lab-2": {}})
+        out = refused.stdout + refused.stderr
+        assert refused.returncode != 0
+        assert ("lab-2: preflight login failed: found login ops (uid 1000): sudo asks for a "
+                "password and none was given" in out), out[-3000:]
+        assert "lab-2  FAILED at 'Preflight: the login can change the host'" in out
+        assert "lab-1  healthy" in out
+        given = deploy(tmp_path, {"lab-1": {}, "lab-2": {"_sudo_password":
+                                                         "lab-sudo-password"}})
+        out = given.stdout + given.stderr
+        assert given.returncode == 0, out[-3000:]
+        assert "lab-sudo-password" not in out
+    finally:
+        set_sudoers("lab-2", "ops ALL=(ALL) NOPASSWD: ALL")
