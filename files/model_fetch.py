@@ -1,0 +1,247 @@
+"""Stage one model snapshot in a Hugging Face cache, every file checked against the Hub's own
+hashes for that commit. Runs on the host (standard library only) as root.
+
+    python3 model_fetch.py status SPEC   # JSON: is it staged (by a stat record); bytes missing
+    python3 model_fetch.py fetch SPEC    # fetch what is missing or wrong, verify, link
+    python3 model_fetch.py check SPEC    # JSON: every file hashed again (verification)
+
+SPEC (JSON): host, repo, commit, files [{path, size, sha256 | blob}], cache (HF_HOME), source
+({"hub": endpoint} or {"mirror": base URL of a staged snapshot}), token_file, stall_timeout_s,
+progress_every_s, record (where the stat record of verified blobs is kept).
+
+The layout is the Hub cache's: hub/models--org--name/blobs/<sha256 or blob sha1> and
+snapshots/<commit>/<path> -> ../../blobs/..., so SGLang and transformers find it offline. A file
+is written under a temporary name and takes its place only once its hash matches: a cut-off or
+corrupted transfer never looks staged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+CHUNK = 1 << 20
+
+
+def repo_dir(spec: dict) -> str:
+    return os.path.join(spec["cache"], "hub", "models--" + spec["repo"].replace("/", "--"))
+
+
+def blob_name(file: dict) -> str:
+    return file.get("sha256") or file["blob"]
+
+
+def hasher(file: dict):
+    """sha256 for LFS files; git's blob sha1 (over a header with the size) for the others."""
+    if "sha256" in file:
+        return hashlib.sha256()
+    digest = hashlib.sha1()
+    digest.update(b"blob %d\0" % file["size"])
+    return digest
+
+
+def hash_file(path: str, file: dict) -> str:
+    digest = hasher(file)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stamp(path: str) -> list[int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return [found.st_size, found.st_mtime_ns, found.st_ino]
+
+
+def read_record(spec: dict) -> dict:
+    try:
+        with open(spec["record"]) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def link_path(spec: dict, file: dict) -> str:
+    return os.path.join(repo_dir(spec), "snapshots", spec["commit"], file["path"])
+
+
+def unverified(spec: dict) -> list[dict]:
+    """Files whose blob is not known good: missing, changed since it was verified, or not
+    linked into the snapshot."""
+    record = read_record(spec)
+    blobs = os.path.join(repo_dir(spec), "blobs")
+    return [f for f in spec["files"]
+            if record.get(blob_name(f)) is None
+            or record[blob_name(f)] != stamp(os.path.join(blobs, blob_name(f)))
+            or not os.path.exists(link_path(spec, f))]
+
+
+def status(spec: dict) -> dict:
+    todo = unverified(spec)
+    return {"staged": not todo, "missing_bytes": sum(f["size"] for f in todo),
+            "size": sum(f["size"] for f in spec["files"])}
+
+
+def check(spec: dict) -> dict:
+    """Every file of the snapshot hashed again; what differs from the manifest."""
+    bad = []
+    for file in spec["files"]:
+        path = link_path(spec, file)
+        if not os.path.exists(path):
+            bad.append({"path": file["path"], "expected": blob_name(file), "found": "missing"})
+            continue
+        found = hash_file(path, file)
+        if found != blob_name(file):
+            bad.append({"path": file["path"], "expected": blob_name(file), "found": found})
+    return {"ok": not bad, "bad": bad, "files": len(spec["files"])}
+
+
+class Progress:
+    def __init__(self, spec: dict, total: int):
+        self.spec, self.total, self.done = spec, total, 0
+        self.started = self.last = time.monotonic()
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        percent = 100 * self.done / self.total if self.total else 100
+        return (f"{self.spec['host']}: model {self.spec['repo']}@{self.spec['commit'][:12]}: "
+                f"{self.done / 1e9:.2f} of {self.total / 1e9:.2f} GB ({percent:.0f}%), "
+                f"{self.done / elapsed / 1e6:.1f} MB/s")
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if time.monotonic() - self.last >= self.spec.get("progress_every_s", 10):
+            self.last = time.monotonic()
+            print(self.line(), flush=True)
+
+
+class FetchError(Exception):
+    pass
+
+
+def url_of(spec: dict, file: dict) -> str:
+    path = urllib.parse.quote(file["path"])
+    source = spec["source"]
+    if "mirror" in source:
+        return f"{source['mirror'].rstrip('/')}/{path}"
+    return (f"{source['hub'].rstrip('/')}/{spec['repo']}/resolve/{spec['commit']}/{path}")
+
+
+def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
+    """Fetch one file to ``target``; returns the hash of the bytes received."""
+    request = urllib.request.Request(url_of(spec, file))
+    token_file = spec.get("token_file")
+    if token_file and "hub" in spec["source"] and os.path.exists(token_file):
+        with open(token_file) as handle:
+            request.add_header("Authorization", f"Bearer {handle.read().strip()}")
+    digest, received = hasher(file), 0
+    try:
+        with urllib.request.urlopen(request, timeout=spec.get("stall_timeout_s", 60)) as reply, \
+                open(target, "wb") as out:
+            for chunk in iter(lambda: reply.read(CHUNK), b""):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                progress.add(len(chunk))
+    except urllib.error.HTTPError as error:
+        code = error.headers.get("X-Error-Code", "")
+        said = error.headers.get("X-Error-Message") or error.reason
+        raise FetchError(f"{url_of(spec, file)}: HTTP {error.code} {code} {said}") from None
+    except TimeoutError:
+        raise FetchError(f"{file['path']}: the transfer stalled: no data for "
+                         f"{spec.get('stall_timeout_s', 60)} s from {url_of(spec, file)} "
+                         f"after {received} of {file['size']} bytes") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise FetchError(f"{url_of(spec, file)}: {getattr(error, 'reason', error)}") from None
+    if received != file["size"]:
+        return f"{received} bytes of {file['size']}"
+    return digest.hexdigest()
+
+
+def fetch(spec: dict) -> int:
+    todo = unverified(spec)
+    blobs = os.path.join(repo_dir(spec), "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    record = read_record(spec)
+    # A blob already on disk is hashed before anything is fetched: only wrong ones move.
+    wanted = []
+    for file in todo:
+        blob = os.path.join(blobs, blob_name(file))
+        if os.path.exists(blob):
+            found = hash_file(blob, file)
+            if found == blob_name(file):
+                record[blob_name(file)] = stamp(blob)
+                continue
+            print(f"{spec['host']}: {spec['repo']}@{spec['commit'][:12]} {file['path']}: "
+                  f"expected {blob_name(file)}, found {found}: fetching it again", flush=True)
+        wanted.append(file)
+    progress = Progress(spec, sum(f["size"] for f in wanted))
+    started = time.monotonic()
+    for file in wanted:
+        blob = os.path.join(blobs, blob_name(file))
+        partial = blob + ".incomplete"
+        for attempt in (1, 2):
+            found = download(spec, file, partial, progress)
+            if found == blob_name(file):
+                break
+            print(f"{spec['host']}: {spec['repo']}@{spec['commit'][:12]} {file['path']}: "
+                  f"expected {blob_name(file)}, found {found}"
+                  + (": fetching it again" if attempt == 1 else ""), flush=True)
+        else:
+            os.unlink(partial)
+            raise FetchError(f"{file['path']} does not match the Hub's hash for commit "
+                             f"{spec['commit']} after 2 transfers: the source serves other "
+                             "bytes; the server was not started on it")
+        os.chmod(partial, 0o644)
+        os.replace(partial, blob)
+        record[blob_name(file)] = stamp(blob)
+    for file in spec["files"]:
+        link = link_path(spec, file)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        relative = os.path.relpath(os.path.join(blobs, blob_name(file)), os.path.dirname(link))
+        if not (os.path.islink(link) and os.readlink(link) == relative):
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(relative, link)
+    os.makedirs(os.path.dirname(spec["record"]), exist_ok=True)
+    with open(spec["record"] + ".new", "w") as handle:
+        json.dump(record, handle)
+    os.replace(spec["record"] + ".new", spec["record"])
+    if wanted:
+        progress.done = progress.total
+        print(progress.line() + f"; {len(wanted)} of {len(spec['files'])} files fetched in "
+              f"{time.monotonic() - started:.1f} s, all {len(spec['files'])} verified",
+              flush=True)
+    else:
+        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: all "
+              f"{len(spec['files'])} files verified, nothing fetched", flush=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    mode, spec = argv[0], json.loads(argv[1])
+    if mode == "status":
+        print(json.dumps(status(spec)))
+        return 0
+    if mode == "check":
+        print(json.dumps(check(spec)))
+        return 0
+    try:
+        return fetch(spec)
+    except FetchError as error:
+        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: {error}",
+              file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

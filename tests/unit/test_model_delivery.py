@@ -1,0 +1,155 @@
+"""Model delivery against the lab's Hub stand-in: the fleet pins one commit and records it, the
+host fetcher stages a snapshot the real huggingface_hub client reads offline, verifies every
+file against the Hub's hashes, names and repairs a corrupted one, and times out a stalled
+transfer; the Hub's refusals become lines that say what to do. The stand-in itself is checked
+against the real client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lab import hub as standin
+from operations import FILES_DIR, hub
+
+FETCH = str(FILES_DIR / "model_fetch.py")
+REPO = "Qwen/Qwen3-32B-AWQ"
+
+
+@pytest.fixture()
+def served(tmp_path):
+    root = tmp_path / "hub"
+    commit = standin.publish(root, REPO, seed=0)
+    standin.publish(root, "lab/gated", seed=1, gated=True)
+    stats: dict = {"gets": {}, "bytes": 0}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), standin.make_handler(root, stats))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root, commit, stats
+    server.shutdown()
+    server.server_close()
+
+
+def pin(endpoint, lock, revision=None, repo=REPO, token=None, hosts=("gpu-01",)):
+    return hub.pin_fleet({h: (repo, revision, endpoint, token) for h in hosts}, lock)
+
+
+def spec(tmp_path, found: hub.Pin, source: dict, **extra) -> dict:
+    return {"host": "gpu-01", **found.manifest(), "cache": str(tmp_path / "cache"),
+            "source": source, "token_file": None, "stall_timeout_s": 5, "progress_every_s": 0,
+            "record": str(tmp_path / "record.json"), **extra}
+
+
+def run(mode: str, spec_: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, FETCH, mode, json.dumps(spec_)], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_main_is_pinned_once_for_the_fleet_and_kept_after_it_moves(served, tmp_path):
+    endpoint, root, commit, _ = served
+    lock = tmp_path / "fleet.lock.json"
+    pins, errors, said = pin(endpoint, lock, hosts=("gpu-01", "gpu-02"))
+    assert not errors and {p.commit for p in pins.values()} == {commit}
+    assert said == [f"pinned {REPO} at {commit} (its main now), recorded in {lock}: every host "
+                    "serves it until model_revision changes"]
+    assert {f["path"] for f in pins["gpu-01"].files} >= {"config.json", "model.safetensors"}
+    safetensors = next(f for f in pins["gpu-01"].files if f["path"] == "model.safetensors")
+    assert len(safetensors["sha256"]) == 64 and "blob" not in safetensors
+    moved = standin.publish(root, REPO, seed=5)
+    again, _, said = pin(endpoint, lock)
+    assert again["gpu-01"].commit == commit and said == []  # the lock wins over the new main
+    assert pin(endpoint, lock, revision=moved)[0]["gpu-01"].commit == moved
+
+
+def test_the_hubs_refusals_say_what_the_hub_said_and_what_to_do(served, tmp_path):
+    endpoint, *_ = served
+    lock = tmp_path / "lock.json"
+    cases = {("org/absent", None, None): ("RepoNotFound", "check the model id"),
+             (REPO, "0" * 40, None): ("RevisionNotFound", "check model_revision"),
+             ("lab/gated", None, None): ("401 GatedRepo", "accept the model's conditions"),
+             ("lab/gated", None, "hf_not_approved"): ("403 GatedRepo", "not approved")}
+    for (repo, revision, token), (said, advice) in cases.items():
+        _, errors, _ = pin(endpoint, lock, revision=revision, repo=repo, token=token)
+        assert said in errors["gpu-01"].said and advice in errors["gpu-01"].advice, repo
+    assert pin(endpoint, lock, repo="lab/gated", token=standin.APPROVED_TOKEN)[0]
+
+
+def test_a_snapshot_is_fetched_once_verified_and_read_offline_by_the_real_client(
+        served, tmp_path):
+    endpoint, _, commit, stats = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    job = spec(tmp_path, found, {"hub": endpoint})
+    assert json.loads(run("status", job).stdout)["staged"] is False
+    fetched = run("fetch", job)
+    assert fetched.returncode == 0, fetched.stderr
+    assert f"{len(found.files)} of {len(found.files)} files fetched" in fetched.stdout
+    assert set(stats["gets"].values()) == {1} and len(stats["gets"]) == len(found.files)
+    assert json.loads(run("status", job).stdout) == {"staged": True, "missing_bytes": 0,
+                                                     "size": found.size}
+    again = run("fetch", job)
+    assert "nothing fetched" in again.stdout and set(stats["gets"].values()) == {1}
+    from huggingface_hub import snapshot_download
+
+    offline = snapshot_download(REPO, revision=commit, cache_dir=tmp_path / "cache" / "hub",
+                                local_files_only=True)
+    assert json.loads((Path(offline) / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_a_flipped_byte_is_named_and_fetched_again(served, tmp_path):
+    endpoint, *_ = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    job = spec(tmp_path, found, {"hub": endpoint})
+    assert run("fetch", job).returncode == 0
+    weights = next(f for f in found.files if f["path"] == "model.safetensors")
+    blob = Path(job["cache"]) / "hub" / f"models--{REPO.replace('/', '--')}" / "blobs" / \
+        weights["sha256"]
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    checked = json.loads(run("check", job).stdout)
+    assert checked["ok"] is False and checked["bad"][0]["path"] == "model.safetensors"
+    assert json.loads(run("status", job).stdout)["staged"] is False
+    repaired = run("fetch", job)
+    assert (f"gpu-01: {REPO}@{found.commit[:12]} model.safetensors: expected "
+            f"{weights['sha256']}, found ") in repaired.stdout
+    assert json.loads(run("check", job).stdout)["ok"] is True
+
+
+def test_a_source_serving_other_bytes_never_gets_staged(served, tmp_path):
+    endpoint, root, commit, _ = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    (root / REPO / "commits" / commit / "config.json").write_text('{"tampered": true}\n')
+    failed = run("fetch", spec(tmp_path, found, {"hub": endpoint}))
+    assert failed.returncode == 1
+    assert "config.json does not match the Hub's hash" in failed.stderr
+    assert "found" in failed.stdout and "fetching it again" in failed.stdout
+    assert not any(Path(tmp_path / "cache").rglob("snapshots/*/config.json"))
+
+
+def test_a_stalled_transfer_times_out_with_a_clear_error(served, tmp_path):
+    endpoint, root, *_ = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    (root / "stall").touch()
+    try:
+        failed = run("fetch", spec(tmp_path, found, {"hub": endpoint}, stall_timeout_s=1))
+    finally:
+        (root / "stall").unlink()
+    assert failed.returncode == 1
+    assert "the transfer stalled: no data for 1 s" in failed.stderr
+
+
+def test_the_real_client_downloads_from_the_hub_standin(served, tmp_path):
+    endpoint, _, commit, _ = served
+    from huggingface_hub import snapshot_download
+
+    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+    path = snapshot_download(REPO, revision="main", cache_dir=tmp_path / "client",
+                             endpoint=endpoint)
+    assert Path(path).name == commit and (Path(path) / "model.safetensors").stat().st_size > 0
