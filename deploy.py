@@ -23,6 +23,7 @@ from operations import (
     run,
     service,
     system_packages,
+    weights,
     wheelhouse,
 )
 from operations.settings import Settings
@@ -34,6 +35,7 @@ settings = run.host_settings("deploy")
 def prepare(settings: Settings) -> None:
     preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
     system_packages.install(settings)
+    weights.on_worker(settings)
     rollout.planned(name="Rollout plan: serving now, and with which configuration",
                     settings=settings)
 
@@ -56,7 +58,7 @@ def converge(settings: Settings) -> None:
     gateway.joined(name="In every router, healthy", settings=settings)
 
 
-if run.login_allowed():  # else the host fails at once, saying what its login lacks
+if run.allowed():  # else the host fails at once, with what its login or model lacks
     wheelhouse.serve(settings, _if=roles.is_wheelhouse)
     gateway.install(settings, _if=roles.is_gateway)
     prepare(settings, _if=roles.is_worker)

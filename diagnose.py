@@ -13,5 +13,5 @@ settings = run.host_settings("diagnose")
 
 # Read-only unless asked for explicitly (deploy.py remediates by default, diagnose does not).
 asked = str(host.data.get("remediate", "false")).lower() == "true"
-if run.login_allowed() and roles.is_worker():  # the chart's symptoms are the workers'
+if run.allowed() and roles.is_worker():  # the chart's symptoms are the workers'
     examine.diagnosed(name="Diagnose sglang.service", settings=settings, remediate=asked)

@@ -26,8 +26,9 @@ if _fleet_file:
         raise SystemExit(f"{_fleet_file}: the host list is empty")
     globals().update(_groups)
 else:
-    from lab.inventory import lab_gateways, lab_hosts
+    from lab.inventory import LOCK, lab_gateways, lab_hosts
 
+    os.environ.setdefault("SGLANG_LOCK", str(LOCK))  # the lab's pins live with the lab
     gpu_servers = lab_hosts()
     if lab_gateways():
         sglang_gateways = sglang_wheelhouse = lab_gateways()

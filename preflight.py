@@ -8,5 +8,5 @@ from operations import preflight, roles, run
 
 settings = run.host_settings("preflight")
 
-if run.login_allowed() and roles.is_worker():  # gateways, wheelhouses: no GPU
+if run.allowed() and roles.is_worker():  # gateways, wheelhouses: no GPU
     preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)

@@ -113,7 +113,7 @@ class Progress:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         percent = 100 * self.done / self.total if self.total else 100
-        return (f"{self.spec['host']}: model {self.spec['repo']}@{self.spec['commit'][:12]}: "
+        return (f"model {self.spec['repo']}@{self.spec['commit'][:12]}: "
                 f"{self.done / 1e9:.2f} of {self.total / 1e9:.2f} GB ({percent:.0f}%), "
                 f"{self.done / elapsed / 1e6:.1f} MB/s")
 
@@ -142,7 +142,7 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
     token_file = spec.get("token_file")
     if token_file and "hub" in spec["source"] and os.path.exists(token_file):
         with open(token_file) as handle:
-            request.add_header("Authorization", f"Bearer {handle.read().strip()}")
+            request.add_header("Authorization", f"Bearer {handle.read().rstrip(chr(10))}")
     digest, received = hasher(file), 0
     try:
         with urllib.request.urlopen(request, timeout=spec.get("stall_timeout_s", 60)) as reply, \
@@ -222,7 +222,7 @@ def fetch(spec: dict) -> int:
               f"{time.monotonic() - started:.1f} s, all {len(spec['files'])} verified",
               flush=True)
     else:
-        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: all "
+        print(f"model {spec['repo']}@{spec['commit'][:12]}: all "
               f"{len(spec['files'])} files verified, nothing fetched", flush=True)
     return 0
 

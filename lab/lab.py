@@ -1,5 +1,6 @@
 """A lab fleet on one machine: booted Debian hosts (systemd-nspawn, systemd as PID 1, sshd) with
-simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on the control side.
+simulated RTX 5090s, on a private bridge, with an apt proxy, a package index and a Hugging Face Hub
+stand-in on the control side.
 
     lab/lab up [N] [--profiles a,b,...] [--gateway] [--login USER]
                                           bring up N hosts (replacing any running lab), and
@@ -8,6 +9,7 @@ simulated RTX 5090s, on a private bridge, with an apt proxy and a wheelhouse on 
                                           with passwordless sudo, as on cloud images
     lab/lab status                        what is up
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
+    lab/lab hub-advance [REPO]            the Hub stand-in's model moves its main to a new commit
     lab/lab reboot HOST                   power a host off cleanly and boot it again
     lab/lab poweroff HOST                 power a host off (it becomes unreachable)
     lab/lab down [--purge]                remove everything up made (--purge: the base root too)
@@ -33,9 +35,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.inventory import LAB_DIR  # noqa: E402
+from lab import hub  # noqa: E402
+from lab.inventory import LAB_DIR, LOCK  # noqa: E402
 from lab.profiles import DEFAULT_ORDER, HOST_PROFILES  # noqa: E402
-from lab.stacks import CAUSE_WHEELS, GATEWAY, LAB_STACKS, PROXY_PORT, WHEELHOUSE_PORT  # noqa: E402
+from lab.stacks import (  # noqa: E402
+    CAUSE_WHEELS,
+    GATEWAY,
+    HUB_GATED,
+    HUB_MODEL,
+    HUB_PORT,
+    LAB_STACKS,
+    PROXY_PORT,
+    WHEELHOUSE_PORT,
+)
 from lab.standin.build import build_all  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +58,8 @@ BASE_DONE = LAB_DIR / "base.done"
 HOSTS = LAB_DIR / "hosts"
 RUN = LAB_DIR / "run"
 SSH_KEY = LAB_DIR / "ssh" / "id_ed25519"
+HUB_ROOT = LAB_DIR / "hub"
+
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo"
 NEEDED = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container",
           "squid": "squid", "ip": "iproute2", "ssh-keygen": "openssh-client"}
@@ -230,7 +244,14 @@ def services_up() -> None:
     build_all(wheelhouse)
     start("wheelhouse", [sys.executable, "-m", "http.server", str(WHEELHOUSE_PORT), "--bind",
                          GATEWAY, "--directory", str(wheelhouse)], RUN / "wheelhouse.log")
-    for port in (PROXY_PORT, WHEELHOUSE_PORT):
+    # A new Hub: the models' main at their first commit, nothing pinned yet.
+    hub.reset(HUB_ROOT)
+    hub.publish(HUB_ROOT, HUB_MODEL, seed=0)
+    hub.publish(HUB_ROOT, HUB_GATED, seed=1, gated=True)
+    LOCK.unlink(missing_ok=True)
+    start("hub", [sys.executable, str(HERE / "hub.py"), "serve", str(HUB_ROOT), GATEWAY,
+                  str(HUB_PORT)], RUN / "hub.log")
+    for port in (PROXY_PORT, WHEELHOUSE_PORT, HUB_PORT):
         wait_port(GATEWAY, port, 15, f"lab service on {GATEWAY}:{port}")
 
 
@@ -280,6 +301,8 @@ def prepare_host(name: str, address: str, profile: str) -> Path:
         str(folder / "root"))
     root = folder / "root"
     (root / "etc/hostname").write_text(f"{name}\n")
+    with open(root / "etc/hosts", "a") as hosts:  # as an installer writes it: sudo looks it up
+        hosts.write(f"127.0.1.1\t{name}\n")
     (root / "etc/systemd/network/10-host0.network").write_text(
         f"[Match]\nName=host0\n\n[Network]\nAddress={address}/24\n")
     ssh = root / "root/.ssh"
@@ -374,6 +397,7 @@ def down(purge: bool) -> None:
         for pid_file in sorted(RUN.glob("host-*.pid")):
             stop(pid_file.stem)
         stop("wheelhouse")
+        stop("hub")
         stop("proxy")
     # A host whose nspawn did not shut it down cleanly can leave processes behind in its root.
     for pid, started in _host_processes():
@@ -386,8 +410,11 @@ def down(purge: bool) -> None:
         name = link.split(":")[1].strip().split("@")[0]
         if name == BRIDGE or name.startswith("vb-lab-"):
             run("ip", "link", "delete", name, check=False)
-    for path in (HOSTS, RUN, LAB_DIR / "wheelhouse"):
-        shutil.rmtree(path, ignore_errors=True)
+    for path in (HOSTS, RUN, LAB_DIR / "wheelhouse", HUB_ROOT, LOCK):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     if purge:
         shutil.rmtree(LAB_DIR, ignore_errors=True)
 
@@ -397,7 +424,7 @@ def status() -> int:
     if not hosts:
         say("no lab hosts are up (lab/lab up 2)")
         return 1
-    for name in ("proxy", "wheelhouse"):
+    for name in ("proxy", "wheelhouse", "hub"):
         pid = _pid_file(name).read_text().strip() if _pid_file(name).exists() else "-"
         say(f"{name}: pid {pid} {'running' if pid != '-' and _ours(int(pid)) else 'STOPPED'}")
     for host in hosts:
@@ -470,6 +497,15 @@ def reboot(name: str) -> None:
     say(f"{name} rebooted")
 
 
+def hub_advance(repo: str) -> str:
+    """The model's main moves to a new commit upstream (new weights)."""
+    state = HUB_ROOT / repo / "repo.json"
+    if not state.exists():
+        raise LabError(f"the Hub stand-in has no repository {repo!r}")
+    commits = len(list((HUB_ROOT / repo / "commits").iterdir()))
+    return hub.publish(HUB_ROOT, repo, seed=100 + commits)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -486,6 +522,7 @@ def main(argv: list[str]) -> int:
     cause_parser = sub.add_parser("cause")
     cause_parser.add_argument("host")
     cause_parser.add_argument("cause", choices=sorted(CAUSES))
+    sub.add_parser("hub-advance").add_argument("repo", nargs="?", default=HUB_MODEL)
     sub.add_parser("reboot").add_argument("host")
     sub.add_parser("poweroff").add_argument("host")
     args = parser.parse_args(argv)
@@ -500,6 +537,8 @@ def main(argv: list[str]) -> int:
             return status()
         elif args.command == "cause":
             cause(args.host, args.cause)
+        elif args.command == "hub-advance":
+            say(f"{args.repo}: main is now {hub_advance(args.repo)}")
         elif args.command == "reboot":
             reboot(args.host)
         elif args.command == "poweroff":

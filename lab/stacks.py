@@ -15,6 +15,12 @@ WHEELHOUSE_PORT = 8090
 INDEX_URL = f"http://{GATEWAY}:{WHEELHOUSE_PORT}/simple"
 PROXY_PORT = 3128
 PROXY_URL = f"http://{GATEWAY}:{PROXY_PORT}"
+HUB_PORT = 8093  # the Hugging Face Hub stand-in (lab/hub.py)
+HUB_URL = f"http://{GATEWAY}:{HUB_PORT}"
+# What the Hub stand-in serves: the default model's id (its content a tiny model in the real
+# format), and a gated repository.
+HUB_MODEL = "Qwen/Qwen3-32B-AWQ"
+HUB_GATED = "lab/gated-model"
 
 _SM = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 _NO_SM120 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]

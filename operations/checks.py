@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,11 @@ from operations.facts import (
     PythonJson,
     UnitState,
 )
+from operations.hub import Pin
 from operations.preflight import SERVICE_UNIT, evaluate
 from operations.settings import Settings
 from operations.symptoms import BY_KEY, Symptom, match
+from operations.weights import FETCH_CODE, spec
 
 FactRunner = Callable[[type, dict[str, Any]], Any]
 
@@ -60,8 +63,9 @@ class Finding:
         return text
 
 
-def gather(get_fact: FactRunner, settings: Settings) -> dict[str, Any]:
-    """Everything the checks read from one host."""
+def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
+           host_name: str = "") -> dict[str, Any]:
+    """Everything the checks read from one host; ``pin``: the model commit it should serve."""
     stack = settings.stack_def()
     python = settings.python
     evidence: dict[str, Any] = {
@@ -84,6 +88,12 @@ def gather(get_fact: FactRunner, settings: Settings) -> dict[str, Any]:
         evidence["dry_parse"] = get_fact(PythonJson, {"python": python,
                                                       "code": SGLANG_DRY_PARSE_CODE,
                                                       "args": tuple(argv[3:])})
+    if pin is not None:  # every file of the snapshot hashed again against the manifest
+        evidence["pin"] = pin.commit
+        evidence["model"] = get_fact(PythonJson, {"python": "python3", "code": FETCH_CODE,
+                                                  "args": ("check", json.dumps(spec(
+                                                      settings, pin, settings.model_cache_dir,
+                                                      {"hub": pin.endpoint}, host_name)))})
     evidence["health"] = get_fact(PythonJson, {
         "python": "python3", "code": HEALTH_CODE,
         "args": (f"http://127.0.0.1:{settings.port}/health",)})
@@ -296,6 +306,30 @@ def check_gpu_memory_use(settings: Settings, ev: dict) -> Finding:
                    "mem_fraction_static", BY_KEY["health-503"])
 
 
+def check_model(settings: Settings, ev: dict) -> Finding:
+    if "pin" not in ev:
+        return Finding("model", True, "no pinned Hub model to check (a local directory, or "
+                       "nothing pinned yet)")
+    argv = (ev.get("process") or {}).get("argv", [])
+    served = argv[argv.index("--revision") + 1] if "--revision" in argv[:-1] else None
+    symptom = BY_KEY["model-not-staged"]
+    found = ev["model"]
+    if "error" in found:
+        return Finding("model", False, f"the snapshot could not be read: {found['error']}",
+                       symptom.cause, symptom.fix, symptom)
+    if not found["ok"]:
+        return Finding("model", False, "files that do not match the Hub's hashes for "
+                       f"{settings.model}@{ev['pin']}: " + "; ".join(
+                           f"{bad['path']} (expected {bad['expected']}, found {bad['found']})"
+                           for bad in found["bad"]), symptom.cause, symptom.fix, symptom)
+    if served != ev["pin"]:
+        return Finding("model", False, f"the server runs revision {served}, the fleet's pin is "
+                       f"{ev['pin']}", "the unit was not rewritten since the pin changed",
+                       "run the deploy")
+    return Finding("model", True, f"{settings.model}@{ev['pin']}: {found['files']} files match "
+                   "the Hub's hashes, and the server runs that commit")
+
+
 CHECKS: dict[str, Callable[[Settings, dict], Finding]] = {
     "disk": check_disk,
     "gpus": check_gpus,
@@ -311,6 +345,7 @@ CHECKS: dict[str, Callable[[Settings, dict], Finding]] = {
     "health": check_health,
     "inference": check_inference,
     "gpu-memory-use": check_gpu_memory_use,
+    "model": check_model,
 }
 
 

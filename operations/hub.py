@@ -22,7 +22,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -63,6 +63,18 @@ class Pin:
 
     def manifest(self) -> dict:
         return {"repo": self.repo, "commit": self.commit, "files": list(self.files)}
+
+
+@dataclass
+class Fleet:
+    """This run's pins, filled once before any host changes (operations/run.py)."""
+
+    pinned: bool = False
+    pins: dict[str, Pin] = field(default_factory=dict)  # host -> its model's pin
+    refused: dict[str, HubError] = field(default_factory=dict)  # host -> what the Hub said
+
+
+FLEET = Fleet()
 
 
 def _get(endpoint: str, path: str, token: str | None,
@@ -195,3 +207,14 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
     if changed:
         lock.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     return pins, errors, said
+
+
+def recorded(model: str, revision: str | None, endpoint: str, lock: Path) -> Pin | None:
+    """The pin the lock file holds for a model (no Hub request): what a deploy serves."""
+    try:
+        found = _read_lock(lock)
+    except HubError:
+        return None
+    commit = revision or found["pins"].get(_key(endpoint, model))
+    files = found["manifests"].get(f"{_key(endpoint, model)}@{commit}")
+    return Pin(model, commit, tuple(files), endpoint) if commit and files else None

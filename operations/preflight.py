@@ -14,6 +14,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import operation
 
+from operations import hub, weights
 from operations.facts import FreeDiskGb, NvidiaGpus, Pid1, PortListener
 from operations.nvidia import driver_major
 from operations.outcome import fail
@@ -35,8 +36,11 @@ class Failure:
 
 
 def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
-             port_holders: list[dict[str, Any]] | None, pid1: str) -> list[Failure]:
-    """Every failed check, from facts already gathered (pure: tested on real fixtures)."""
+             port_holders: list[dict[str, Any]] | None, pid1: str,
+             model_missing: tuple[str, int] | None = None) -> list[Failure]:
+    """Every failed check, from facts already gathered (pure: tested on real fixtures).
+    ``model_missing``: the pinned model (as text) and the bytes of it not yet staged, which the
+    model cache's disk must hold on top of ``min_free_disk_gb``."""
     stack = settings.stack_def()
     failures: list[Failure] = []
     if gpus.get("error") or not gpus.get("driver"):
@@ -66,10 +70,15 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
                 f">= {settings.min_gpu_memory_mib} MiB (32 GB class)",
                 "use a 32 GB GPU, or set min_gpu_memory_mib for this host"))
     for path, free in free_gb.items():
-        if free is None or free < settings.min_free_disk_gb:
+        needed, why = settings.min_free_disk_gb, f"> {settings.min_free_disk_gb} GB"
+        if model_missing and model_missing[1] and path == settings.model_cache_dir:
+            needed += model_missing[1] / 1e9
+            why = (f"> {needed:.1f} GB: {settings.min_free_disk_gb} GB for the stack and its "
+                   f"work, {model_missing[1] / 1e9:.1f} GB for {model_missing[0]}")
+        if free is None or free < needed:
             shown = "unknown" if free is None else f"{free:.1f} GB free"
             failures.append(Failure(
-                "disk-space", f"{shown} at {path}", f"> {settings.min_free_disk_gb} GB",
+                "disk-space", f"{shown} at {path}", why,
                 "free disk space or point install_dir/model_cache_dir at a larger disk"))
     if port_holders is not None:
         others = [h for h in port_holders if h["unit"] != SERVICE_UNIT]
@@ -103,10 +112,12 @@ def login_failure(login: dict[str, Any], sudo: bool, sudo_password: bool) -> Fai
     if login["sudo"] == "ok" or (login["sudo"] == "password" and sudo_password):
         return None
     if login["sudo"] == "password":
-        return Failure("login", f"{found}: sudo asks for a password and none was given",
-                       LOGIN_NEEDED, "set _sudo_password for this host (or run with "
-                       f"--same-sudo-password), or let {user} use sudo without a password "
-                       f"(NOPASSWD in /etc/sudoers.d/{user})")
+        # sudo says the same to a user it would never allow: both are told what to do.
+        return Failure("login", f"{found}: sudo asks for a password and none was given "
+                       f"({user} may need its password for sudo, or may not use sudo at all)",
+                       LOGIN_NEEDED, f"let {user} use sudo without a password ('{user} "
+                       f"ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/{user}), or set "
+                       "_sudo_password for this host (or run with --same-sudo-password)")
     if login["sudo"] == "missing":
         return Failure("login", f"{found}: sudo is not installed", LOGIN_NEEDED,
                        "install sudo, or log in as root")
@@ -115,9 +126,15 @@ def login_failure(login: dict[str, Any], sudo: bool, sudo_password: bool) -> Fai
                    f"/etc/sudoers.d/{user}), or log in as root")
 
 
+def model_failure(model: str, error: Any) -> Failure:
+    """The Hub refused the host's model (an ``operations.hub.HubError``)."""
+    return Failure("model", f"{model}: {error.said}",
+                   "a model and revision the Hub serves to this fleet", error.advice)
+
+
 @operation(is_idempotent=True)
-def login_refused(line: str):
-    """Fail the host with the line that says what its login lacks.
+def refused(line: str):
+    """Fail the host with the line that says why it cannot go on.
 
     + line: the failure's line (``Failure.line``)
     """
@@ -131,12 +148,20 @@ def checklist(settings: Settings):
     + settings: the host's validated settings
     """
     paths = sorted({settings.install_dir, settings.model_cache_dir})
+    pin = hub.FLEET.pins.get(host.name)
+    model_missing = None
+    if pin is not None:  # the model's real size for its commit, less what is staged already
+        staged = weights.status(weights.spec(settings, pin, settings.model_cache_dir,
+                                             weights.source(pin)))
+        model_missing = (f"{pin.repo}@{pin.commit[:12]}",
+                         staged.get("missing_bytes", pin.size))
     failures = evaluate(
         settings,
         gpus=host.get_fact(NvidiaGpus),
         free_gb={path: host.get_fact(FreeDiskGb, path=path) for path in paths},
         port_holders=host.get_fact(PortListener, port=settings.port),
         pid1=host.get_fact(Pid1),
+        model_missing=model_missing,
     )
     if failures:
         yield fail([failure.line(host.name) for failure in failures])

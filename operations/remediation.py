@@ -24,6 +24,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand
 from pyinfra.facts.files import FileContents
 
+from operations import weights
 from operations.diagnosis import Diagnosis, diagnose
 from operations.facts import WAIT_CODE, JournalTail, LibnumaLinked, PythonJson, UnitState
 from operations.outcome import fail
@@ -40,6 +41,7 @@ REMEDIES: dict[str, list[str]] = {
     "no-kernel-image": ["reinstall-stack", "arch-list-ptx"],
     "segfault": ["minimal-stable-fallback"],
     "health-503": ["lower-memory", "lower-memory", "lower-memory"],
+    "model-not-staged": ["restage-model"],
 }
 
 
@@ -68,8 +70,10 @@ def effective(settings: Settings, record: dict[str, Any]) -> Settings:
     return replace(settings, **record.get("overrides", {})) if record else settings
 
 
-def plan(symptom_key: str | None, settings: Settings, tried: list[str]) -> Step | None:
-    """The next remedy for a symptom, or None when the table has no (further) one (pure)."""
+def plan(symptom_key: str | None, settings: Settings, tried: list[str],
+         restage: str | None = None) -> Step | None:
+    """The next remedy for a symptom, or None when the table has no (further) one (pure).
+    ``restage``: the command that stages the host's pinned model again, if it has one."""
     remaining = list(REMEDIES.get(symptom_key or "", []))
     for done in tried:
         if done in remaining:
@@ -96,6 +100,11 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str]) -> Step 
         return Step(remedy, f"fall back from profile {settings.profile} to minimal-stable "
                     "(CUDA graph off, FlashInfer off, torch_native attention), extra flags "
                     "dropped", overrides={"profile": "minimal-stable", "extra_flags": []})
+    if remedy == "restage-model":
+        if restage is None:
+            return None  # a local model directory: nothing to fetch
+        return Step(remedy, "stage the pinned model snapshot again, every file verified",
+                    [restage])
     if remedy == "lower-memory":
         fraction = settings.mem_fraction_static or profile.mem_fraction_static
         tokens = settings.max_total_tokens or profile.max_total_tokens
@@ -143,7 +152,8 @@ def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[String
     taken: list[str] = []
     while not diagnosis.healthy and len(tried) < MAX_STEPS:
         current = effective(settings, record)
-        step = plan(diagnosis.symptom.key if diagnosis.symptom else None, current, tried)
+        step = plan(diagnosis.symptom.key if diagnosis.symptom else None, current, tried,
+                    weights.restage_command(current))
         if step is None:
             break
         tried.append(step.remedy)

@@ -76,6 +76,11 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
         "--port", str(settings.port),
         "--tp-size", str(settings.tp_size or max(gpu_count, 1)),
     ]
+    if settings.from_hub and settings.model_revision:
+        if "--revision" not in accepted:
+            raise RenderError(f"SGLang {sglang_version} has no --revision flag: it cannot be "
+                              "told which commit of the model to serve")
+        argv += ["--revision", settings.model_revision]
     if profile.quantization:
         argv += ["--quantization", profile.quantization]
     argv += ["--max-total-tokens", str(max_tokens), "--mem-fraction-static", f"{mem_fraction:g}"]
@@ -86,6 +91,8 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
     argv += list(settings.extra_flags)
     if api_key:
         argv += API_KEY_FLAGS
-    environment = {"HF_HOME": settings.model_cache_dir, **profile.environment,
-                   **settings.environment}
+    # The snapshot was staged and verified before the start (operations/weights.py): the server
+    # never downloads, so its health wait measures startup only.
+    environment = {"HF_HOME": settings.model_cache_dir, "HF_HUB_OFFLINE": "1",
+                   **profile.environment, **settings.environment}
     return ServerCommand(argv=argv, environment=environment)

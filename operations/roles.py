@@ -48,13 +48,13 @@ def settings_of(of: Host) -> Settings:
     return validate(of.name, of.data.dict())  # validated for the whole fleet before any op
 
 
-def _wheelhouse() -> Host | None:
+def wheelhouse() -> Host | None:
     return next((h for h in inventory if is_wheelhouse(h)), None)
 
 
 def wheelhouse_url(stack: str) -> str | None:
     """Where workers find a stack's locked files; None without a wheelhouse."""
-    found = _wheelhouse()
+    found = wheelhouse()
     if found is None:
         return None
     return f"http://{address(found)}:{settings_of(found).wheelhouse_port}/{stack}"
@@ -62,7 +62,7 @@ def wheelhouse_url(stack: str) -> str | None:
 
 def apt_proxy() -> str | None:
     """The wheelhouse's apt cache; None without a wheelhouse."""
-    found = _wheelhouse()
+    found = wheelhouse()
     return f"http://{address(found)}:{APT_CACHE_PORT}" if found else None
 
 

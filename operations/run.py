@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
+from dataclasses import replace
 
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
 
-from operations import preflight, roles, secrets
+from operations import hub, preflight, roles, secrets
 from operations.connection import guard_lost_hosts
 from operations.facts import Login
 from operations.report import fleet_report
@@ -31,33 +33,75 @@ def _deploy_file_is_known_to_inspect() -> None:
             inspect.modulesbyfile.setdefault(name, "__main__")
 
 
+_pinning = threading.Lock()  # gevent's, under pyinfra
+
+
+def _pin_models(fleet: dict[str, Settings]) -> None:
+    """Once per run, before any host changes: every worker's Hub model pinned to one commit
+    (operations/hub.py), what was newly pinned said once."""
+    with _pinning:  # the deploy file loads for every host at once, in greenlets
+        if not hub.FLEET.pinned:
+            _pin_fleet_once(fleet)
+
+
+def _pin_fleet_once(fleet: dict[str, Settings]) -> None:
+    workers = {h.name for h in roles.workers()}
+    models = {name: (s.model, s.model_revision, s.hf_endpoint,
+                     secrets.load(name, s).get("HF_TOKEN"))
+              for name, s in fleet.items() if name in workers and s.from_hub}
+    try:
+        pins, refused, said = hub.pin_fleet(models, hub.lock_path())
+    except hub.HubError as error:
+        raise SystemExit(f"{error}: {error.advice}") from None
+    hub.FLEET.pins.update(pins)
+    hub.FLEET.refused.update(refused)
+    hub.FLEET.pinned = True
+    for line in said:
+        print(f"--> {line}")
+
+
 def host_settings(verb: str) -> Settings:
     """This host's validated settings. Every host's settings and secrets are checked first: one
-    bad value anywhere stops the run before any host is touched. Then the lost-host guard and
-    the end-of-run fleet summary are set up."""
+    bad value anywhere stops the run before any host is touched. A deploy or preflight then pins
+    the fleet's models; the lost-host guard and the end-of-run fleet summary are set up. The
+    settings carry the pinned commit as ``model_revision``."""
     fleet = fleet_settings({h.name: h.data.dict() for h in inventory},
                            rolling={h.name for h in roles.workers()})
     for name, settings in fleet.items():
         secrets.load(name, settings)
+    if verb in ("deploy", "preflight"):
+        _pin_models(fleet)
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
-    return fleet[host.name]
+    pin = hub.FLEET.pins.get(host.name)
+    return replace(fleet[host.name], model_revision=pin.commit) if pin else fleet[host.name]
 
 
-def login_allowed() -> bool:
-    """Whether this host's SSH login can change it as root. If not, the host gets one
-    operation, which fails it with what its login lacks, and nothing else: the login is read
-    without sudo before any command that needs root, so no host stops half-way for want of
-    privileges, or waits on a sudo password prompt."""
+def _login_failure() -> preflight.Failure | None:
+    """Whether this host's SSH login can change it as root, read without sudo."""
     arguments, _ = pop_global_arguments(state, host, {})
     if host.data.get("ssh_user") == "root" and not arguments["_sudo"]:
-        return True  # root by the inventory's word: no round trip
-    failure = preflight.login_failure(
+        return None  # root by the inventory's word: no round trip
+    return preflight.login_failure(
         host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
-        sudo_password=bool(arguments["_sudo_password"] or state.config.USE_SUDO_PASSWORD))
+        sudo_password=bool(arguments["_sudo_password"]
+                           or getattr(state.config, "USE_SUDO_PASSWORD", False)))
+
+
+def allowed() -> bool:
+    """Whether this host may go on: its login can change it as root, and its model could be
+    pinned. If not, the host gets one operation, which fails it with one preflight line, and
+    nothing else: the login is read without sudo before any command that needs root, so no host
+    stops half-way for want of privileges or waits on a sudo password prompt, and a model the
+    Hub refuses changes nothing."""
+    failure = _login_failure()
+    if failure is None and host.name in hub.FLEET.refused:
+        failure = preflight.model_failure(roles.settings_of(host).model,
+                                          hub.FLEET.refused[host.name])
     if failure is None:
         return True
-    preflight.login_refused(name="Preflight: the login can change the host",
-                            line=failure.line(host.name))
+    # Without sudo: the refusal must not itself wait on a sudo password prompt.
+    preflight.refused(name=f"Preflight: {failure.check}", line=failure.line(host.name),
+                      _sudo=False)
     return False

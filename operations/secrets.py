@@ -9,6 +9,7 @@ output (not even with --diff), the unit file, a process's argv or the journal.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 from io import StringIO
@@ -45,9 +46,9 @@ def load(host_name: str, settings: Settings) -> dict[str, str]:
         if os.environ.get(name):
             found[name] = os.environ[name]
     for name, value in found.items():
-        if not value.isprintable() or any(c in value for c in " \"'$`\\"):
-            raise SettingsError(f"{host_name}: secret {name}: must be one word of printable "
-                                "characters (value not shown)")
+        if not value or not value.isprintable():
+            raise SettingsError(f"{host_name}: secret {name}: must be printable characters on "
+                                "one line (value not shown)")
     return found
 
 
@@ -70,6 +71,7 @@ def put_private(path: str, content: str):
 
 
 def api_key_config(key: str) -> str:
-    """SGLang reads --config (YAML; JSON is YAML): the key stays out of argv."""
-    return '{"api-key": "' + key + '"}\n'
+    """SGLang reads --config (YAML; JSON is YAML): the key stays out of argv. A JSON encoder
+    writes it, so any printable character is kept verbatim."""
+    return json.dumps({"api-key": key}) + "\n"
 

@@ -136,8 +136,9 @@ def written(settings: Settings):
             yield fail([rejection(host.name, parsed, parser["version"])])
             return
     yield from files.directory._inner(path=str(Path(ENV_PATH).parent), mode="700")
-    hf_token = f"HF_TOKEN={secret['HF_TOKEN']}\n" if "HF_TOKEN" in secret else ""
-    yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH] + hf_token)
+    # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
+    # (operations/weights.py).
+    yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])
     if "SGLANG_API_KEY" in secret:
         yield from secrets.put_private(API_KEY_PATH,
                                        secrets.api_key_config(secret["SGLANG_API_KEY"]))

@@ -47,6 +47,13 @@ class Settings:
                             restarts=True)
     model: str = _setting("Qwen/Qwen3-32B-AWQ", "Hugging Face model id or absolute path.",
                           restarts=True)
+    model_revision: str | None = _setting(
+        None, "The model's commit (a full sha); default: its main, pinned once for the fleet "
+        "and recorded in the lock file (see Models).", restarts=True)
+    hf_endpoint: str = _setting("https://huggingface.co", "The Hugging Face Hub, or a mirror "
+                                "of it, that model snapshots are fetched from.")
+    model_stall_timeout_s: int = _setting(120, "A model transfer that sends nothing for this "
+                                          "long fails (no hanging run).")
     bind_address: str = _setting("0.0.0.0", "Address the server listens on (--host).",
                                  restarts=True)
     port: int = _setting(8000, "Port the server listens on.", restarts=True)
@@ -92,6 +99,11 @@ class Settings:
                                               "fetches through.")
     roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
                                      "a percentage of the fleet; the same on every host.")
+
+    @property
+    def from_hub(self) -> bool:
+        """A Hub model id (fetched and pinned), not a local directory."""
+        return not self.model.startswith("/")
 
     @property
     def venv_dir(self) -> str:
@@ -191,6 +203,16 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "service_user", isinstance(settings.service_user, str)
            and bool(_USER_RE.match(settings.service_user)),
            "must be a valid user name", settings.service_user)
+    _check(host, "model_revision", settings.model_revision is None or (
+        isinstance(settings.model_revision, str)
+        and bool(re.fullmatch(r"[0-9a-f]{40}", settings.model_revision))),
+        "must be a full commit sha (40 hex digits)", settings.model_revision)
+    _check(host, "hf_endpoint", isinstance(settings.hf_endpoint, str)
+           and bool(re.fullmatch(r"https?://[A-Za-z0-9._~:/@%-]+", settings.hf_endpoint)),
+           "must be an http(s) URL", settings.hf_endpoint)
+    _check(host, "model_stall_timeout_s", _is_int(settings.model_stall_timeout_s)
+           and settings.model_stall_timeout_s >= 1, "must be an integer >= 1",
+           settings.model_stall_timeout_s)
     for key in ("min_free_disk_gb", "min_gpu_memory_mib", "health_timeout_s",
                 "gpu_memory_slack_mib"):
         value = getattr(settings, key)

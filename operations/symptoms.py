@@ -1,6 +1,7 @@
 """The chart's symptom table as data: signature -> symptom -> cause -> fix.
 
-One row per symptom; adding a symptom is adding a row. ``match`` finds the first row whose
+One row per symptom (the chart's five, and the model snapshot the toolkit stages); adding a
+symptom is adding a row. ``match`` finds the first row whose
 signature appears in a piece of evidence (a log, an import error, a health answer).
 """
 
@@ -53,6 +54,19 @@ SYMPTOMS: tuple[Symptom, ...] = (
         cause="the build does not support sm_120 (Blackwell)",
         fix='use a stack whose builds cover sm_120 (PyTorch nightly cu128 or the CUDA 13 '
         'stack), or set TORCH_CUDA_ARCH_LIST="12.0+PTX" when building',
+    ),
+    Symptom(
+        key="model-not-staged",
+        symptom="the model is not in the cache (offline start)",
+        # transformers' words for a config it cannot find offline, SGLang's for no weights,
+        # safetensors' for a cut-off file.
+        signature=re.compile(r"couldn't find (it|them) in the cached files|Cannot find any "
+                             r"model weights|Error while deserializing header|is not a valid "
+                             r"JSON file"),
+        cause="the pinned model snapshot is missing or incomplete in model_cache_dir, and the "
+        "server runs offline (HF_HUB_OFFLINE=1)",
+        fix="run the deploy: it stages the pinned snapshot and verifies every file before the "
+        "server starts",
     ),
     Symptom(
         key="health-503",

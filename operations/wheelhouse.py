@@ -26,7 +26,7 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR
+from operations import FILES_DIR, weights
 from operations.python_env import pip_sources, wanted_record
 from operations.roles import apt_proxy, is_wheelhouse, settings_of, workers
 from operations.settings import Settings
@@ -81,8 +81,8 @@ def stack_fetched(settings: Settings, worker: Settings):
 
 @deploy("Wheelhouse")
 def serve(settings: Settings) -> None:
-    """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, and the files
-    served over HTTP."""
+    """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, each pinned
+    model fetched and verified, and the files served over HTTP."""
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
                  packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,
                  cache_time=24 * 3600, extra_install_args="--no-install-recommends")
@@ -98,8 +98,9 @@ def serve(settings: Settings) -> None:
     for stack in host.loop(sorted(fleet)):
         stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
                       worker=fleet[stack])
+    weights.on_wheelhouse(settings)
     unit = files.template(
-        name=f"{UNIT}: the stacks over HTTP",
+        name=f"{UNIT}: the stacks and models over HTTP",
         src=str(FILES_DIR / f"{UNIT}.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
     systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,

@@ -47,7 +47,10 @@ def fleet_file(tmp_path: Path, overrides: dict[str, dict]) -> Path:
 
 
 def _env(fleet: Path | None) -> dict[str, str]:
+    # Every run on the lab shares the lab's lock file, whatever fleet file it uses: the lab
+    # fleet serves one pinned commit, as a fleet with one fleet file does.
     env = {k: v for k, v in os.environ.items() if k != "SGLANG_FLEET"}
+    env.setdefault("SGLANG_LOCK", str(LAB_DIR / "fleet.lock.json"))
     if fleet:
         env["SGLANG_FLEET"] = str(fleet)
     return env
@@ -62,6 +65,17 @@ def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = Non
         fleet = fleet_file(tmp_path, overrides)
     return subprocess.run([PYINFRA, "-y", "inventory.py", script, *extra], capture_output=True,
                           text=True, cwd=ROOT, env=_env(fleet), timeout=900)
+
+
+def deploy_with_gateway(tmp_path: Path, **settings) -> subprocess.CompletedProcess:
+    """A deploy of the lab's workers and lab-gw (gateway and wheelhouse) with ``settings`` on
+    every worker."""
+    fleet = tmp_path / "fleet.py"
+    fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
+                     f"_settings = {settings!r}\n"
+                     "gpu_servers = [(n, {**d, **_settings}) for n, d in lab_hosts()]\n"
+                     "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
+    return deploy(fleet=fleet)
 
 
 def start_deploy(tmp_path: Path, overrides: dict[str, dict]) -> subprocess.Popen:

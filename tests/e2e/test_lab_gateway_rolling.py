@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from tests.e2e.conftest import (
     LAB_DIR,
     ROOT,
     changed_hosts,
-    deploy,
+    deploy_with_gateway,
     failures_by_test,
     lab,
     lab_hosts,
@@ -28,17 +27,6 @@ from tests.e2e.conftest import (
 
 ROUTER = "http://10.213.0.9:30000"
 WORKERS = ["lab-1", "lab-2", "lab-3"]
-
-
-def run(tmp_path: Path, **settings) -> subprocess.CompletedProcess:
-    """A deploy of the three workers and lab-gw (gateway and wheelhouse) with ``settings`` on
-    every worker."""
-    fleet = tmp_path / "fleet.py"
-    fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
-                     f"_settings = {settings!r}\n"
-                     "gpu_servers = [(n, {**d, **_settings}) for n, d in lab_hosts()]\n"
-                     "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
-    return deploy(fleet=fleet)
 
 
 def router_workers() -> dict[str, bool]:
@@ -64,7 +52,7 @@ def url(name: str) -> str:
 @pytest.fixture(scope="module")
 def first(root_required, tmp_path_factory):
     lab("up", "3", "--profiles", "rtx5090-cu13,rtx5090-cu13,rtx5090-cu13", "--gateway")
-    yield run(tmp_path_factory.mktemp("first"))
+    yield deploy_with_gateway(tmp_path_factory.mktemp("first"))
     lab("down")
 
 
@@ -125,7 +113,7 @@ def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first,
     thread = threading.Thread(target=load)
     thread.start()
     try:
-        rolled = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+        rolled = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
     finally:
         done.set()
         thread.join()
@@ -140,7 +128,7 @@ def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first,
 
 def test_a_failing_batch_stops_the_roll_and_the_rest_keep_the_previous_configuration(
         first, tmp_path):
-    failed = run(tmp_path, max_total_tokens=65536, roll_batch=1, remediate=False,
+    failed = deploy_with_gateway(tmp_path, max_total_tokens=65536, roll_batch=1, remediate=False,
                  health_timeout_s=20)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0, out
@@ -163,7 +151,7 @@ def test_a_failing_batch_stops_the_roll_and_the_rest_keep_the_previous_configura
 
 
 def test_the_next_good_deploy_repairs_the_failed_worker_and_it_joins_again(first, tmp_path):
-    repaired = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+    repaired = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
     out = repaired.stdout + repaired.stderr
     assert repaired.returncode == 0, out
     assert changed_hosts(out) == {"lab-1"}  # it was not serving: no roll, no capacity lost
@@ -181,7 +169,7 @@ def test_a_pinned_wheel_the_upstream_index_dropped_still_installs_from_the_wheel
     upstream.rename(hidden)  # the upstream index no longer lists it
     try:
         assert ssh("lab-2", "rm -rf /opt/sglang/venv").returncode == 0
-        again = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+        again = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
     finally:
         hidden.rename(upstream)
     out = again.stdout + again.stderr
@@ -197,7 +185,7 @@ def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_nam
     ssh("lab-gw", f"cp {wheel} /root/saved.whl && printf junk >> {wheel}")
     try:
         assert ssh("lab-3", "rm -rf /opt/sglang/venv").returncode == 0
-        refused = run(tmp_path, max_total_tokens=2048, roll_batch=1)
+        refused = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
     finally:
         ssh("lab-gw", f"mv /root/saved.whl {wheel}")
     out = refused.stdout + refused.stderr
@@ -205,7 +193,7 @@ def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_nam
     assert "DO NOT MATCH THE HASHES" in out
     assert ("lab-3   FAILED at \"Rolling batch | Python venv holds the stack's exact pins\""
             in out)
-    assert run(tmp_path, max_total_tokens=2048, roll_batch=1).returncode == 0
+    assert deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1).returncode == 0
 
 
 def test_lab_down_leaves_no_gateway_behind(first):

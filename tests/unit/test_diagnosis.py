@@ -12,6 +12,18 @@ from operations.symptoms import SYMPTOMS
 
 # Excerpts of real logs, each with the public report it comes from.
 REAL_LOGS = {
+    # transformers 5.24.0 (what SGLang loads configs with), run on the control machine on
+    # 2026-11-26: AutoConfig.from_pretrained of a pinned commit, HF_HUB_OFFLINE=1, an empty
+    # HF_HOME: what a server started offline without its staged snapshot prints.
+    "model-not-staged": [
+        '  File "/work/main/.venv/lib/python3.11/site-packages/transformers/utils/hub.py", '
+        'line 620, in '
+        "cached_files",
+        "    raise OSError(",
+        "OSError: We couldn't connect to 'https://huggingface.co' to load the files, and "
+        "couldn't find them in the cached files.",
+        "Check your internet connection or see how to run the library in offline mode at "
+        "'https://huggingface.co/docs/transformers/installation#offline-mode'."],
     # sgl-project/sglang issue 10350 (2025-09): SGLang server crash
     "segfault": ["Fatal Python error: Segmentation fault", "",
                  "Thread 0x00007fbc4bfff640 (most recent call first):"],

@@ -95,3 +95,16 @@ def test_checklist_operation_yields_nothing_when_all_pass():
     fake = FakeHost("gpu-01", {"NvidiaGpus": RTX5090_570, "FreeDiskGb": 500.0,
                                "PortListener": None, "Pid1": "systemd"})
     assert run_op(checklist, fake, settings=validate("gpu-01", {"stack": "cu128-nightly"})) == []
+
+
+def test_the_model_cache_disk_must_hold_the_pinned_models_unstaged_bytes():
+    free = {"/opt/sglang": 500.0, "/var/cache/sglang": 110.0}
+    assert failures(disk=free) == []
+    [failure] = evaluate(validate("gpu-01", {"stack": "cu128-nightly"}), RTX5090_570, free,
+                         None, "systemd", model_missing=("Qwen/Qwen3-32B-AWQ@0123456789ab",
+                                                         19_100_000_000))
+    assert failure.line("gpu-01") == (
+        "gpu-01: preflight disk-space failed: found 110.0 GB free at /var/cache/sglang; needed "
+        "> 119.1 GB: 100 GB for the stack and its work, 19.1 GB for "
+        "Qwen/Qwen3-32B-AWQ@0123456789ab; free disk space or point install_dir/model_cache_dir "
+        "at a larger disk")

@@ -3,6 +3,8 @@ server only through a credential file, never its argv."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from operations import secrets
@@ -34,7 +36,7 @@ def test_secrets_file_inside_the_repository_is_refused():
 
 
 def test_a_bad_secret_is_named_but_not_shown(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_secret value")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret\nvalue")
     with pytest.raises(SettingsError) as error:
         secrets.load("gpu-04", validate("gpu-04", {}))
     assert "HF_TOKEN" in str(error.value) and "hf_secret" not in str(error.value)
@@ -56,3 +58,10 @@ def test_no_credential_without_an_api_key():
     settings = validate("gpu-06", {})
     command = server_command(settings, 1, options(), PINNED)
     assert "LoadCredential" not in render_files(settings, command, PINNED)[UNIT_PATH]
+
+
+def test_a_secret_of_any_printable_characters_is_kept_verbatim(monkeypatch):
+    odd = "sk-'quoted' $HOME; `cmd` \\back\\slash \"double\" ünï"
+    monkeypatch.setenv("SGLANG_API_KEY", odd)
+    assert secrets.load("gpu-06", validate("gpu-06", {}))["SGLANG_API_KEY"] == odd
+    assert json.loads(secrets.api_key_config(odd)) == {"api-key": odd}

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import testinfra
 
-from operations import roles
+from operations import hub, roles
 from operations.checks import gather
 from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
 from operations.gateway import worker_url
+from operations.hub import Pin
 from operations.settings import Settings, fleet_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,7 @@ class Target:
     host: Any  # testinfra.host.Host
     settings: Settings
     roles: frozenset[str] = frozenset({"worker"})  # and/or "gateway", "wheelhouse"
+    pin: Pin | None = None  # the model commit a worker serves (the deploy's lock file)
     # For gateways: the workers the router should front; for wheelhouses: the fleet's stacks.
     worker_urls: tuple[str, ...] = ()
     stacks: tuple[str, ...] = ()
@@ -95,8 +97,11 @@ def _inventory_targets(config) -> list[Target]:
                                     "sudo": host_data.get("_sudo") or config.getoption("sudo")
                                     }.items() if v}
         host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
-        targets.append(Target(name, host, settings[name], roles_of(hosts[name]), worker_urls,
-                              stacks))
+        pin = hub.recorded(settings[name].model, settings[name].model_revision,
+                           settings[name].hf_endpoint, hub.lock_path()) \
+            if settings[name].from_hub else None
+        targets.append(Target(name, host, settings[name], roles_of(hosts[name]), pin,
+                              worker_urls, stacks))
     return targets
 
 
@@ -140,7 +145,7 @@ def evidence(request) -> dict[str, dict]:
             found = {}
             if "worker" in target.roles:
                 found = gather(lambda fact, kwargs: run_fact(target.host, fact, kwargs),
-                               target.settings)
+                               target.settings, target.pin, target.name)
             if "gateway" in target.roles:
                 found["router"] = run_fact(target.host, PythonJson, {
                     "python": "python3", "code": ROUTER_CODE,

@@ -79,6 +79,10 @@ def test_inference(target, evidence):
     _check("inference", target, evidence)
 
 
+def test_model(target, evidence):
+    _check("model", target, evidence)
+
+
 def test_gpu_memory_use(target, evidence):
     _check("gpu-memory-use", target, evidence)
 

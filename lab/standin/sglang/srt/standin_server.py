@@ -6,7 +6,9 @@ switch:
 - a GPU outside the kernel's or torch's arch list: `no kernel image is available`;
 - CUDA graphs or FlashInfer on sm_120 with a kernel build that cannot: a real segfault;
 - a memory fraction that leaves no room for activations: CUDA out of memory, the process dies;
-- weights plus the KV cache not fitting the static pool: /health stays 503.
+- weights plus the KV cache not fitting the static pool: /health stays 503;
+- offline (HF_HUB_OFFLINE=1), a model snapshot missing from HF_HOME or cut off: transformers',
+  SGLang's and safetensors' own errors.
 """
 
 from __future__ import annotations
@@ -41,6 +43,63 @@ def log(message: str, tp: int | None = None, level: str = "info") -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     where = f" TP{tp}" if tp is not None else ""
     print(f"[{stamp}{where}] {message}", flush=True)
+
+
+def snapshot(model_path: str, revision: str | None) -> str | None:
+    """Where the model is: a directory, or its snapshot in the Hugging Face cache (HF_HOME),
+    as transformers resolves it offline (a commit directly, a branch through refs/)."""
+    if model_path.startswith("/"):
+        return model_path
+    repo = os.path.join(os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
+                        "hub", "models--" + model_path.replace("/", "--"))
+    commit = revision or "main"
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        try:
+            with open(os.path.join(repo, "refs", commit)) as ref:
+                commit = ref.read().strip()
+        except OSError:
+            return None
+    return os.path.join(repo, "snapshots", commit)
+
+
+def load_config(model_path: str, revision: str | None) -> dict:
+    """config.json, as transformers loads it offline, with its errors."""
+    folder = snapshot(model_path, revision)
+    path = os.path.join(folder, "config.json") if folder else None
+    if path is None or not os.path.isfile(path):
+        # transformers 5.24's words (tests/unit/test_diagnosis.py, REAL_LOGS).
+        raise OSError(
+            "We couldn't connect to 'https://huggingface.co' to load the files, and couldn't "
+            "find them in the cached files.\nCheck your internet connection or see how to run "
+            "the library in offline mode at "
+            "'https://huggingface.co/docs/transformers/installation#offline-mode'.")
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError:
+        raise OSError(f"It looks like the config file at '{path}' is not a valid JSON file."
+                      ) from None
+
+
+def check_weights(model_path: str, revision: str | None) -> None:
+    """Each safetensors file's header read, as loading does; SGLang's and safetensors' errors."""
+    folder = snapshot(model_path, revision) or model_path
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+    if not names:
+        raise RuntimeError(f"Cannot find any model weights with `{model_path}`")
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as handle:
+            head = handle.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else -1
+            header = handle.read(size) if size > 0 else b""
+        if size < 0 or len(header) < size:
+            raise RuntimeError("safetensors_rust.SafetensorError: Error while deserializing "
+                               "header: MetadataIncompleteBuffer")
+        try:
+            json.loads(header)
+        except ValueError:
+            raise RuntimeError("safetensors_rust.SafetensorError: Error while deserializing "
+                               "header: InvalidHeaderDeserialization") from None
 
 
 def model_memory(model_path: str, quantization: str | None) -> tuple[int, int]:
@@ -187,6 +246,11 @@ def main(argv: list[str]) -> int:
 
     if not torch.cuda.is_available():
         raise RuntimeError("No CUDA GPUs are available")
+    # Offline (as the toolkit runs it), the model must be staged: config first, as SGLang's
+    # tokenizer manager loads it before any GPU work; weights at "Load weight begin".
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if offline:
+        load_config(args.model_path, args.revision)
     capability = torch.cuda.get_device_capability(0)
     arch = f"sm_{capability[0]}{capability[1]}"
     tp = args.tp_size
@@ -215,6 +279,8 @@ def main(argv: list[str]) -> int:
     max_tokens = args.max_total_tokens or 65536
     kv_mib = max_tokens * kv_per_token // tp // 2**20
     log(f"Load weight begin. avail mem={total_mib / 1024:.2f} GB", 0)
+    if offline:
+        check_weights(args.model_path, args.revision)
     if static_mib + ACTIVATION_RESERVE_MIB > total_mib:
         time.sleep(1)
         raise torch.OutOfMemoryError(

@@ -1,0 +1,149 @@
+"""Stage: model weights. The pinned snapshot (operations/hub.py) is staged in the host's Hugging
+Face cache and every file verified against the Hub's hashes before any server (re)starts, so the
+server runs offline and its health wait measures startup only.
+
+With a ``sglang_wheelhouse`` host, that host alone fetches each pinned snapshot from the Hub (or
+``hf_endpoint``) and serves it; workers fetch from it and never reach the Hub. Without one, each
+worker fetches from the Hub itself. Either way the fetcher (files/model_fetch.py) checks every
+file, names and fetches again a wrong one, prints progress during the run and fails a stalled
+transfer; a staged snapshot moves no bytes.
+
+Example::
+
+    weights.on_wheelhouse(settings)   # in the wheelhouse's stage: fetched once, served
+    weights.on_worker(settings)       # in the worker's: staged before its server starts
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.facts.files import File
+from pyinfra.operations import files
+
+from operations import FILES_DIR, hub, roles, secrets
+from operations.facts import PythonJson
+from operations.settings import Settings
+
+FETCH_CODE = (FILES_DIR / "model_fetch.py").read_text()
+TOKEN_PATH = "/etc/sglang/hf-token"  # only on hosts that fetch from the Hub
+MIRROR_PATH = "_models"  # under the wheelhouse's served root
+
+
+def wheelhouse_cache(settings: Settings) -> str:
+    return f"{settings.wheelhouse_dir}/models"
+
+
+def spec(settings: Settings, pin: hub.Pin, cache: str, source: dict[str, str],
+         host_name: str | None = None) -> dict[str, Any]:
+    """What the fetcher needs: the manifest, where to stage it, where from."""
+    return {"host": host_name or host.name, **pin.manifest(), "cache": cache, "source": source,
+            "token_file": TOKEN_PATH if "hub" in source else None,
+            "stall_timeout_s": settings.model_stall_timeout_s, "progress_every_s": 10,
+            "record": f"{cache}/verified-blobs.json"}
+
+
+def source(pin: hub.Pin) -> dict[str, str]:
+    """The wheelhouse's copy when the fleet has one, else the Hub (or its mirror)."""
+    wheelhouse = roles.wheelhouse()
+    if wheelhouse is None:
+        return {"hub": pin.endpoint}
+    folder = "models--" + pin.repo.replace("/", "--")
+    return {"mirror": f"http://{roles.address(wheelhouse)}:"
+                      f"{roles.settings_of(wheelhouse).wheelhouse_port}/{MIRROR_PATH}/{folder}/"
+                      f"snapshots/{pin.commit}"}
+
+
+def status(job: dict[str, Any]) -> dict[str, Any]:
+    """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
+    return host.get_fact(PythonJson, python="python3", code=FETCH_CODE,
+                         args=("status", json.dumps(job, sort_keys=True)))
+
+
+def _streamed(state, host, command: str, arguments: dict) -> bool:  # noqa: ARG001
+    """Run ``command`` with its output shown as it comes: a long fetch reports its progress
+    during the run, under the host's name."""
+    succeeded, _ = host.run_shell_command(StringCommand(command), print_output=True,
+                                          **arguments)
+    return succeeded
+
+
+@operation(is_idempotent=True)
+def staged(settings: Settings, pin: hub.Pin, cache: str, source: dict[str, str]):
+    """The pinned snapshot in a Hugging Face cache, every file verified; nothing moves when it
+    is already there.
+
+    + settings: the host's validated settings
+    + pin: the model's commit and manifest
+    + cache: the cache root (HF_HOME)
+    + source: {"hub": endpoint} or {"mirror": the wheelhouse's copy of the snapshot}
+    """
+    job = spec(settings, pin, cache, source)
+    if status(job).get("staged"):
+        return
+    arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
+                 if key in CONNECTOR_ARGUMENT_KEYS}
+    yield FunctionCommand(_streamed, (fetch_command(job), arguments), {})
+
+
+@operation(is_idempotent=True)
+def token_kept(settings: Settings, fetches_from_hub: bool):
+    """The Hugging Face token as a root-only file on a host that fetches from the Hub, and on
+    no other host (a worker behind a wheelhouse, a server: they run offline).
+
+    + settings: the host's validated settings
+    + fetches_from_hub: whether this host fetches snapshots from the Hub itself
+    """
+    token = secrets.load(host.name, settings).get("HF_TOKEN")
+    if token and fetches_from_hub:
+        yield StringCommand(f"mkdir -p -m 700 {shlex.quote(TOKEN_PATH.rsplit('/', 1)[0])}")
+        yield from secrets.put_private(TOKEN_PATH, token + "\n")
+    elif host.get_fact(File, path=TOKEN_PATH):
+        yield StringCommand(f"rm -f {shlex.quote(TOKEN_PATH)}")
+
+
+def fetch_command(job: dict[str, Any]) -> str:
+    return shlex.join(["python3", "-c", FETCH_CODE, "fetch", json.dumps(job, sort_keys=True)])
+
+
+def restage_command(settings: Settings) -> str | None:
+    """On a worker: the command that stages its pinned snapshot again (a remedy)."""
+    pin = hub.FLEET.pins.get(host.name)
+    if pin is None:
+        return None
+    return fetch_command(spec(settings, pin, settings.model_cache_dir, source(pin)))
+
+
+def on_worker(settings: Settings) -> None:
+    """A worker's pinned snapshot, staged in its model_cache_dir before its server starts."""
+    pin = hub.FLEET.pins.get(host.name)
+    if pin is not None:
+        token_kept(name="Hugging Face token only where it fetches", settings=settings,
+                   fetches_from_hub="hub" in source(pin))
+        staged(name=f"Model {pin.repo}@{pin.commit[:12]} staged and verified",
+               settings=settings, pin=pin, cache=settings.model_cache_dir, source=source(pin))
+
+
+def fleet_pins() -> list[hub.Pin]:
+    """Every distinct pin the workers serve."""
+    return sorted({(p.endpoint, p.repo, p.commit): p for p in hub.FLEET.pins.values()}.values(),
+                  key=lambda p: (p.repo, p.commit))
+
+
+def on_wheelhouse(settings: Settings) -> None:
+    """Each pinned snapshot fetched once for the fleet and served beside the stacks."""
+    files.directory(name="Model cache of the fleet", path=f"{wheelhouse_cache(settings)}/hub")
+    files.directory(name="Wheelhouse served root", path=f"{settings.wheelhouse_dir}/stacks")
+    files.link(name="Models served under /_models/",
+               path=f"{settings.wheelhouse_dir}/stacks/{MIRROR_PATH}", target="../models/hub")
+    token_kept(name="Hugging Face token for the fleet's fetches", settings=settings,
+               fetches_from_hub=True)
+    for pin in host.loop(fleet_pins()):
+        staged(name=f"Model {pin.repo}@{pin.commit[:12]} fetched once for the fleet, verified",
+               settings=settings, pin=pin, cache=wheelhouse_cache(settings),
+               source={"hub": pin.endpoint})
