@@ -65,9 +65,9 @@ def status(job: dict[str, Any]) -> dict[str, Any]:
                          args=("status", json.dumps(job, sort_keys=True)))
 
 
-def _streamed(state, host, command: str, arguments: dict) -> bool:  # noqa: ARG001
+def _streamed(state, host, command: str, arguments: dict) -> bool:
     """Run ``command`` with its output shown as it comes: a long fetch reports its progress
-    during the run, under the host's name."""
+    during the run, under the host's name. (pyinfra passes ``state`` and ``host`` by name.)"""
     succeeded, _ = host.run_shell_command(StringCommand(command), print_output=True,
                                           **arguments)
     return succeeded
