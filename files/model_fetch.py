@@ -74,15 +74,30 @@ def link_path(spec: dict, file: dict) -> str:
     return os.path.join(repo_dir(spec), "snapshots", spec["commit"], file["path"])
 
 
+def blob_path(spec: dict, file: dict) -> str:
+    return os.path.join(repo_dir(spec), "blobs", blob_name(file))
+
+
 def unverified(spec: dict) -> list[dict]:
     """Files whose blob is not known good: missing, changed since it was verified, or not
-    linked into the snapshot."""
+    linked into the snapshot. The record is keyed by the blob's path: two models may hold the
+    same file."""
     record = read_record(spec)
-    blobs = os.path.join(repo_dir(spec), "blobs")
     return [f for f in spec["files"]
-            if record.get(blob_name(f)) is None
-            or record[blob_name(f)] != stamp(os.path.join(blobs, blob_name(f)))
+            if record.get(blob_path(spec, f)) is None
+            or record[blob_path(spec, f)] != stamp(blob_path(spec, f))
             or not os.path.exists(link_path(spec, f))]
+
+
+def checked_manifest(spec: dict) -> None:
+    """Paths stay inside the snapshot and hashes are hashes: the manifest came over a network."""
+    for file in spec["files"]:
+        parts = file["path"].split("/")
+        if file["path"].startswith("/") or ".." in parts or "" in parts:
+            raise FetchError(f"the manifest names a path outside the snapshot: {file['path']!r}")
+        if not all(c in "0123456789abcdef" for c in blob_name(file)) or \
+                len(blob_name(file)) not in (40, 64):
+            raise FetchError(f"the manifest's hash for {file['path']!r} is not a hash")
 
 
 def status(spec: dict) -> dict:
@@ -128,6 +143,21 @@ class FetchError(Exception):
     pass
 
 
+class KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
+    """The token goes only to the host it was meant for: the Hub redirects a large file to a
+    CDN (as huggingface_hub does, the header is dropped when the host changes)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
+                urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+OPENER = urllib.request.build_opener(KeepAuthOnSameHost)
+
+
 def url_of(spec: dict, file: dict) -> str:
     path = urllib.parse.quote(file["path"])
     source = spec["source"]
@@ -145,7 +175,7 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
             request.add_header("Authorization", f"Bearer {handle.read().rstrip(chr(10))}")
     digest, received = hasher(file), 0
     try:
-        with urllib.request.urlopen(request, timeout=spec.get("stall_timeout_s", 60)) as reply, \
+        with OPENER.open(request, timeout=spec.get("stall_timeout_s", 60)) as reply, \
                 open(target, "wb") as out:
             for chunk in iter(lambda: reply.read(CHUNK), b""):
                 out.write(chunk)
@@ -168,6 +198,7 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
 
 
 def fetch(spec: dict) -> int:
+    checked_manifest(spec)
     todo = unverified(spec)
     blobs = os.path.join(repo_dir(spec), "blobs")
     os.makedirs(blobs, exist_ok=True)
@@ -179,7 +210,7 @@ def fetch(spec: dict) -> int:
         if os.path.exists(blob):
             found = hash_file(blob, file)
             if found == blob_name(file):
-                record[blob_name(file)] = stamp(blob)
+                record[blob] = stamp(blob)
                 continue
             print(f"{spec['host']}: {spec['repo']}@{spec['commit'][:12]} {file['path']}: "
                   f"expected {blob_name(file)}, found {found}: fetching it again", flush=True)
@@ -203,7 +234,7 @@ def fetch(spec: dict) -> int:
                              "bytes; the server was not started on it")
         os.chmod(partial, 0o644)
         os.replace(partial, blob)
-        record[blob_name(file)] = stamp(blob)
+        record[blob] = stamp(blob)
     for file in spec["files"]:
         link = link_path(spec, file)
         os.makedirs(os.path.dirname(link), exist_ok=True)

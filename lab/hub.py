@@ -78,6 +78,11 @@ def entry(path: str, data: bytes) -> dict:
     return found
 
 
+def files_of(folder: Path) -> list[tuple[str, Path]]:
+    """Every file of a commit, subfolders included, by its path in the repository."""
+    return sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
+
+
 class RefusalError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
@@ -156,7 +161,7 @@ def make_handler(root: Path, stats: dict):
             if "/revision/" in rest:
                 repo, revision = rest.split("/revision/", 1)
                 commit = self.commit(repo, revision)
-                names = sorted(p.name for p in (root / repo / "commits" / commit).iterdir())
+                names = [name for name, _ in files_of(root / repo / "commits" / commit)]
                 return self.send(200, json.dumps({
                     "id": repo, "modelId": repo, "sha": commit, "private": False,
                     "gated": "manual" if self.repo(repo).get("gated") else False,
@@ -164,8 +169,8 @@ def make_handler(root: Path, stats: dict):
             if "/tree/" in rest:
                 repo, revision = rest.split("/tree/", 1)
                 folder = root / repo / "commits" / self.commit(repo, revision.split("/")[0])
-                return self.send(200, json.dumps([entry(p.name, p.read_bytes()) for p in
-                                                  sorted(folder.iterdir())]).encode())
+                return self.send(200, json.dumps([entry(name, path.read_bytes())
+                                                  for name, path in files_of(folder)]).encode())
             raise RefusalError(404, "EntryNotFound", f"/api/models/{rest} is not served here")
 
         def resolve(self, path: str) -> None:

@@ -168,19 +168,23 @@ def _end(pid: int, started: str, name: str, timeout: float) -> None:
             raise LabError(f"{name} (pid {pid}) still runs 10 s after SIGKILL")
 
 
-def _host_processes() -> list[tuple[int, str]]:
-    """Processes still running inside a lab host's root (pid, start time)."""
-    found = []
+def descendants(pids: list[int]) -> list[tuple[int, str]]:
+    """Every process below these (pid, start time): a booted host's processes are below its
+    systemd-nspawn."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            root = os.readlink(entry / "root")
-        except OSError:
-            continue  # exited meanwhile, or a zombie (its root is gone with it)
-        stat = _stat(int(entry.name))
-        if root.startswith(f"{HOSTS}/") and stat and stat[0] not in ("Z", "X"):
-            found.append((int(entry.name), stat[1]))
+            ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            stat = _stat(child)
+            if stat:
+                found.append((child, stat[1]))
+                todo.append(child)
     return found
 
 
@@ -350,7 +354,6 @@ def read_hosts() -> list[dict]:
 def up(count: int, profiles: list[str] | None, gateway: bool = False,
        login: str | None = None) -> None:
     require_root_and_tools()
-    down(purge=False)  # also clears what an earlier, killed run left behind
     if login is not None and (login == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}",
                                                                    login)):
         raise LabError(f"--login {login!r}: a user name other than root ([a-z_][a-z0-9_-]*)")
@@ -359,6 +362,7 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False,
     if unknown:
         raise LabError(f"unknown host profile(s) {unknown}; known: "
                        f"{sorted(p for p in HOST_PROFILES if p != 'gateway')}")
+    down(purge=False)  # also clears what an earlier, killed run left behind
     LAB_DIR.mkdir(parents=True, exist_ok=True)
     build_base()
     if not SSH_KEY.exists():
@@ -394,14 +398,18 @@ def down(purge: bool) -> None:
     require_root_and_tools()
     (LAB_DIR / "hosts.json").unlink(missing_ok=True)
     if RUN.exists():
+        host_pids = [int(p.read_text()) for p in sorted(RUN.glob("host-*.pid"))
+                     if p.read_text().strip().isdigit()]
+        inside = descendants([pid for pid in host_pids if _ours(pid)])
         for pid_file in sorted(RUN.glob("host-*.pid")):
             stop(pid_file.stem)
         stop("wheelhouse")
         stop("hub")
         stop("proxy")
-    # A host whose nspawn did not shut it down cleanly can leave processes behind in its root.
-    for pid, started in _host_processes():
-        _end(pid, started, f"process {pid} of a lab host", 5)
+        # A host whose nspawn did not shut it down cleanly can leave its processes behind.
+        for pid, started in inside:
+            if _running(pid, started):
+                _end(pid, started, f"process {pid} of a lab host", 5)
     for mount in _lab_mounts():
         run("umount", mount, check=False)
         if mount in _lab_mounts():

@@ -35,7 +35,7 @@ from operations.hub import Pin
 from operations.preflight import SERVICE_UNIT, evaluate
 from operations.settings import Settings
 from operations.symptoms import BY_KEY, Symptom, match
-from operations.weights import FETCH_CODE, spec
+from operations.weights import FETCH_CODE, worker_spec
 
 FactRunner = Callable[[type, dict[str, Any]], Any]
 
@@ -91,9 +91,9 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
     if pin is not None:  # every file of the snapshot hashed again against the manifest
         evidence["pin"] = pin.commit
         evidence["model"] = get_fact(PythonJson, {"python": "python3", "code": FETCH_CODE,
-                                                  "args": ("check", json.dumps(spec(
-                                                      settings, pin, settings.model_cache_dir,
-                                                      {"hub": pin.endpoint}, host_name)))})
+                                                  "args": ("check", json.dumps(worker_spec(
+                                                      settings, pin, host_name,
+                                                      {"hub": pin.endpoint})))})
     evidence["health"] = get_fact(PythonJson, {
         "python": "python3", "code": HEALTH_CODE,
         "args": (f"http://127.0.0.1:{settings.port}/health",)})

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 TIMEOUT_S = 30
@@ -77,14 +78,27 @@ class Fleet:
 FLEET = Fleet()
 
 
-def _get(endpoint: str, path: str, token: str | None,
-         method: str = "GET") -> tuple[object, dict[str, str]]:
+class _KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
+    """The token goes only to the host it was meant for (as huggingface_hub does)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
+                urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepAuthOnSameHost)
+
+
+def _get(endpoint: str, path: str, token: str | None, method: str = "GET") -> tuple[object, Any]:
     request = urllib.request.Request(endpoint.rstrip("/") + path, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            return (json.load(response) if method == "GET" else None), dict(response.headers)
+        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
+            return (json.load(response) if method == "GET" else None), response.headers
     except urllib.error.HTTPError as error:
         code = error.headers.get("X-Error-Code") or ""
         message = error.headers.get("X-Error-Message") or error.reason
@@ -118,6 +132,10 @@ def manifest(endpoint: str, repo: str, commit: str, token: str | None) -> tuple[
         for entry in entries:
             if entry.get("type") != "file":
                 continue
+            parts = str(entry.get("path", "")).split("/")
+            if not entry.get("path") or entry["path"].startswith("/") or ".." in parts:
+                raise HubError(f"{repo}@{commit} lists a path outside the repository: "
+                               f"{entry.get('path')!r}", "check hf_endpoint")
             lfs = entry.get("lfs")
             files.append({"path": entry["path"], "size": int(entry["size"]),
                           **({"sha256": lfs["oid"]} if lfs else {"blob": entry["oid"]})})
@@ -204,8 +222,10 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
                 commits[key] = errors[name] = error
                 continue
         pins[name] = Pin(repo, found, tuple(recorded["manifests"][manifest_key]), endpoint)
-    if changed:
-        lock.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    if changed:  # whole or not at all: a cut-off write must not stop every later run
+        partial = lock.with_name(lock.name + ".new")
+        partial.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        os.replace(partial, lock)
     return pins, errors, said
 
 

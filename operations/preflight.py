@@ -151,8 +151,7 @@ def checklist(settings: Settings):
     pin = hub.FLEET.pins.get(host.name)
     model_missing = None
     if pin is not None:  # the model's real size for its commit, less what is staged already
-        staged = weights.status(weights.spec(settings, pin, settings.model_cache_dir,
-                                             weights.source(pin)))
+        staged = weights.status(weights.worker_spec(settings, pin))
         model_missing = (f"{pin.repo}@{pin.commit[:12]}",
                          staged.get("missing_bytes", pin.size))
     failures = evaluate(

@@ -102,7 +102,7 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
                     "dropped", overrides={"profile": "minimal-stable", "extra_flags": []})
     if remedy == "restage-model":
         if restage is None:
-            return None  # a local model directory: nothing to fetch
+            return None  # a local model directory, or nothing pinned: nothing to fetch
         return Step(remedy, "stage the pinned model snapshot again, every file verified",
                     [restage])
     if remedy == "lower-memory":

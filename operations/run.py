@@ -36,41 +36,48 @@ def _deploy_file_is_known_to_inspect() -> None:
 _pinning = threading.Lock()  # gevent's, under pyinfra
 
 
-def _pin_models(fleet: dict[str, Settings]) -> None:
+def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
     """Once per run, before any host changes: every worker's Hub model pinned to one commit
-    (operations/hub.py), what was newly pinned said once."""
+    (operations/hub.py), what was newly pinned said once. Without ``ask_hub`` (diagnosis), only
+    what the lock file holds."""
     with _pinning:  # the deploy file loads for every host at once, in greenlets
         if not hub.FLEET.pinned:
-            _pin_fleet_once(fleet)
+            _pin_fleet_once(fleet, ask_hub)
 
 
-def _pin_fleet_once(fleet: dict[str, Settings]) -> None:
+def _pin_fleet_once(fleet: dict[str, Settings], ask_hub: bool) -> None:
     workers = {h.name for h in roles.workers()}
+    hub_workers = {name: s for name, s in fleet.items() if name in workers and s.from_hub}
+    hub.FLEET.pinned = True
+    if not ask_hub:
+        for name, s in hub_workers.items():
+            found = hub.recorded(s.model, s.model_revision, s.hf_endpoint, hub.lock_path())
+            if found:
+                hub.FLEET.pins[name] = found
+        return
     models = {name: (s.model, s.model_revision, s.hf_endpoint,
-                     secrets.load(name, s).get("HF_TOKEN"))
-              for name, s in fleet.items() if name in workers and s.from_hub}
+                     secrets.load(name, s).get("HF_TOKEN")) for name, s in hub_workers.items()}
     try:
         pins, refused, said = hub.pin_fleet(models, hub.lock_path())
     except hub.HubError as error:
         raise SystemExit(f"{error}: {error.advice}") from None
     hub.FLEET.pins.update(pins)
     hub.FLEET.refused.update(refused)
-    hub.FLEET.pinned = True
     for line in said:
         print(f"--> {line}")
 
 
 def host_settings(verb: str) -> Settings:
     """This host's validated settings. Every host's settings and secrets are checked first: one
-    bad value anywhere stops the run before any host is touched. A deploy or preflight then pins
-    the fleet's models; the lost-host guard and the end-of-run fleet summary are set up. The
+    bad value anywhere stops the run before any host is touched. The fleet's models are pinned
+    (a deploy or preflight asks the Hub when the lock file has no pin; a diagnosis reads the
+    lock file only); the lost-host guard and the end-of-run fleet summary are set up. The
     settings carry the pinned commit as ``model_revision``."""
     fleet = fleet_settings({h.name: h.data.dict() for h in inventory},
                            rolling={h.name for h in roles.workers()})
     for name, settings in fleet.items():
         secrets.load(name, settings)
-    if verb in ("deploy", "preflight"):
-        _pin_models(fleet)
+    _pin_models(fleet, ask_hub=verb in ("deploy", "preflight"))
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)

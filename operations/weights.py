@@ -40,12 +40,22 @@ def wheelhouse_cache(settings: Settings) -> str:
 
 
 def spec(settings: Settings, pin: hub.Pin, cache: str, source: dict[str, str],
-         host_name: str | None = None) -> dict[str, Any]:
-    """What the fetcher needs: the manifest, where to stage it, where from."""
+         record: str, host_name: str | None = None) -> dict[str, Any]:
+    """What the fetcher needs: the manifest, where to stage it, where from; ``record``: where
+    the stat record of verified blobs is kept (root-only: the record decides what is trusted
+    without hashing, and the cache belongs to the service user)."""
     return {"host": host_name or host.name, **pin.manifest(), "cache": cache, "source": source,
             "token_file": TOKEN_PATH if "hub" in source else None,
             "stall_timeout_s": settings.model_stall_timeout_s, "progress_every_s": 10,
-            "record": f"{cache}/verified-blobs.json"}
+            "record": record}
+
+
+def worker_spec(settings: Settings, pin: hub.Pin, host_name: str | None = None,
+                source_: dict[str, str] | None = None) -> dict:
+    """A worker's snapshot: in its model_cache_dir, from the wheelhouse or the Hub (``source_``
+    replaces that, for a check that fetches nothing)."""
+    return spec(settings, pin, settings.model_cache_dir, source_ or source(pin),
+                f"{settings.install_dir}/model-blobs.verified.json", host_name)
 
 
 def source(pin: hub.Pin) -> dict[str, str]:
@@ -74,16 +84,12 @@ def _streamed(state, host, command: str, arguments: dict) -> bool:
 
 
 @operation(is_idempotent=True)
-def staged(settings: Settings, pin: hub.Pin, cache: str, source: dict[str, str]):
+def staged(job: dict[str, Any]):
     """The pinned snapshot in a Hugging Face cache, every file verified; nothing moves when it
     is already there.
 
-    + settings: the host's validated settings
-    + pin: the model's commit and manifest
-    + cache: the cache root (HF_HOME)
-    + source: {"hub": endpoint} or {"mirror": the wheelhouse's copy of the snapshot}
+    + job: the fetcher's spec (``worker_spec``, or the wheelhouse's)
     """
-    job = spec(settings, pin, cache, source)
     if status(job).get("staged"):
         return
     arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
@@ -101,7 +107,7 @@ def token_kept(settings: Settings, fetches_from_hub: bool):
     """
     token = secrets.load(host.name, settings).get("HF_TOKEN")
     if token and fetches_from_hub:
-        yield StringCommand(f"mkdir -p -m 700 {shlex.quote(TOKEN_PATH.rsplit('/', 1)[0])}")
+        yield from files.directory._inner(path=TOKEN_PATH.rsplit("/", 1)[0], mode="700")
         yield from secrets.put_private(TOKEN_PATH, token + "\n")
     elif host.get_fact(File, path=TOKEN_PATH):
         yield StringCommand(f"rm -f {shlex.quote(TOKEN_PATH)}")
@@ -114,9 +120,7 @@ def fetch_command(job: dict[str, Any]) -> str:
 def restage_command(settings: Settings) -> str | None:
     """On a worker: the command that stages its pinned snapshot again (a remedy)."""
     pin = hub.FLEET.pins.get(host.name)
-    if pin is None:
-        return None
-    return fetch_command(spec(settings, pin, settings.model_cache_dir, source(pin)))
+    return fetch_command(worker_spec(settings, pin)) if pin else None
 
 
 def on_worker(settings: Settings) -> None:
@@ -126,7 +130,7 @@ def on_worker(settings: Settings) -> None:
         token_kept(name="Hugging Face token only where it fetches", settings=settings,
                    fetches_from_hub="hub" in source(pin))
         staged(name=f"Model {pin.repo}@{pin.commit[:12]} staged and verified",
-               settings=settings, pin=pin, cache=settings.model_cache_dir, source=source(pin))
+               job=worker_spec(settings, pin))
 
 
 def fleet_pins() -> list[hub.Pin]:
@@ -135,15 +139,16 @@ def fleet_pins() -> list[hub.Pin]:
                   key=lambda p: (p.repo, p.commit))
 
 
-def on_wheelhouse(settings: Settings) -> None:
-    """Each pinned snapshot fetched once for the fleet and served beside the stacks."""
+def on_wheelhouse(settings: Settings, served_root: str) -> None:
+    """Each pinned snapshot fetched once for the fleet and served beside the stacks
+    (``served_root``, the directory the wheelhouse serves)."""
     files.directory(name="Model cache of the fleet", path=f"{wheelhouse_cache(settings)}/hub")
-    files.directory(name="Wheelhouse served root", path=f"{settings.wheelhouse_dir}/stacks")
-    files.link(name="Models served under /_models/",
-               path=f"{settings.wheelhouse_dir}/stacks/{MIRROR_PATH}", target="../models/hub")
+    files.directory(name="Wheelhouse served root", path=served_root)
+    files.link(name="Models served under /_models/", path=f"{served_root}/{MIRROR_PATH}",
+               target=f"{wheelhouse_cache(settings)}/hub")
     token_kept(name="Hugging Face token for the fleet's fetches", settings=settings,
                fetches_from_hub=True)
     for pin in host.loop(fleet_pins()):
         staged(name=f"Model {pin.repo}@{pin.commit[:12]} fetched once for the fleet, verified",
-               settings=settings, pin=pin, cache=wheelhouse_cache(settings),
-               source={"hub": pin.endpoint})
+               job=spec(settings, pin, wheelhouse_cache(settings), {"hub": pin.endpoint},
+                        f"{settings.wheelhouse_dir}/model-blobs.verified.json"))

@@ -98,7 +98,7 @@ def serve(settings: Settings) -> None:
     for stack in host.loop(sorted(fleet)):
         stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
                       worker=fleet[stack])
-    weights.on_wheelhouse(settings)
+    weights.on_wheelhouse(settings, stacks_dir(settings))
     unit = files.template(
         name=f"{UNIT}: the stacks and models over HTTP",
         src=str(FILES_DIR / f"{UNIT}.j2"),

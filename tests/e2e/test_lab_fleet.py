@@ -5,13 +5,13 @@ a clean teardown. Tests run in file order and share one lab."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from lab.lab import descendants
 from tests.e2e.conftest import (
     LAB_DIR,
     HeldIndex,
@@ -229,30 +229,30 @@ def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
     assert "Starting operation" not in out
 
 
-def running_lab_processes() -> list[str]:
-    """Processes that have not exited (zombies have: see lab.py) and belong to the lab: their
-    argv names the lab's directory, or they run inside a lab host's root."""
-    found = []
-    for proc in Path("/proc").iterdir():
+def running(processes: list[tuple[int, str]]) -> list[int]:
+    """Those that have not exited (zombies have: see lab.py)."""
+    alive = []
+    for pid, started in processes:
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            root = os.readlink(proc / "root")
-        except (OSError, IndexError):
-            continue  # not a process, or gone while we looked
-        if state not in "ZX" and (str(LAB_DIR) in argv or root.startswith(str(LAB_DIR))):
-            found.append(f"{proc.name} {state} {argv[:120]}")
-    return found
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[19] == started and fields[0] not in "ZX":
+            alive.append(pid)
+    return alive
 
 
 def test_lab_down_leaves_nothing_behind(fleet):
-    pids = [int(p.read_text()) for p in (LAB_DIR / "run").glob("*.pid")]
-    assert pids, "the lab records the PIDs it started"
-    assert running_lab_processes(), "the check must see the lab's processes while it is up"
+    recorded = {p.stem: int(p.read_text()) for p in (LAB_DIR / "run").glob("*.pid")}
+    assert {"proxy", "wheelhouse", "hub", "host-lab-1"} <= set(recorded)
+    started = [(pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+               for pid in recorded.values()]
+    inside = descendants([pid for name, pid in recorded.items() if name.startswith("host-")])
+    assert len(inside) > 10, "the check must see the hosts' own processes (systemd, sshd, ...)"
     lab("down")
     assert not [m for m in Path("/proc/mounts").read_text().splitlines()
                 if str(LAB_DIR) in m]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "sglab0" not in links and "vb-lab-" not in links
-    assert running_lab_processes() == []
+    assert running(started + inside) == []
     assert not (LAB_DIR / "hosts").exists() and not (LAB_DIR / "hosts.json").exists()

@@ -1,7 +1,8 @@
 """A fleet reached the way most real GPU hosts are: root may not log in over SSH; a user `ops`
-logs in and has sudo (lab up --login ops). The whole deploy, verification, preflight and
-diagnosis run through sudo; a host whose user cannot get root is named with one preflight line
-and the rest converge. Tests run in file order and share one lab."""
+logs in and has sudo (lab up --login ops). Three workers and lab-gw (gateway and wheelhouse):
+every role's stages, verification, preflight and diagnosis run through sudo; a host whose user
+cannot get root is named with one preflight line and the rest converge. Tests run in file order
+and share one lab."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.e2e.conftest import (
     changed_hosts,
     curl,
     deploy,
+    deploy_with_gateway,
     diagnose,
     lab,
     lab_hosts,
@@ -41,7 +43,8 @@ def set_sudoers(name: str, line: str | None) -> None:
 
 @pytest.fixture(scope="module")
 def first(root_required):
-    lab("up", "3", "--profiles", "rtx5090-cu13,rtx5090-cu128,rtx5090-cu13", "--login", "ops")
+    lab("up", "3", "--profiles", "rtx5090-cu13,rtx5090-cu128,rtx5090-cu13", "--gateway",
+        "--login", "ops")
     set_sudoers("lab-3", None)  # lab-3's user may log in, but not use sudo
     yield deploy()
     lab("down")
@@ -60,14 +63,15 @@ def test_root_may_not_log_in_so_nothing_passes_as_root(first):
 def test_first_deploy_converges_through_sudo_and_names_the_host_without_it(first):
     out = first.stdout + first.stderr
     assert first.returncode != 0, out
-    assert "lab-1  healthy" in out and "lab-2  healthy" in out, out[-3000:]
+    assert "lab-1   healthy" in out and "lab-2   healthy" in out, out[-3000:]
     assert ("lab-3: preflight login failed: found login ops (uid 1000): sudo asks for a "
             "password and none was given (ops may need its password for sudo, or may not use "
             "sudo at all)" in out), out[-3000:]
     assert "let ops use sudo without a password ('ops ALL=(ALL) NOPASSWD: ALL' in " \
         "/etc/sudoers.d/ops)" in out
     assert "sudo password:" not in out  # nothing waited on a prompt
-    assert "1 of 3 hosts failed: lab-3" in out
+    assert "lab-gw  healthy" in out  # the router and the wheelhouse, through sudo
+    assert "1 of 4 hosts failed: lab-3" in out
     assert "Permission denied" not in out and "Traceback" not in out
     assert not (host_root("lab-3") / "opt/sglang").exists(), "lab-3 was changed"
 
@@ -81,15 +85,15 @@ def test_the_service_runs_as_its_user_and_secrets_files_stay_root_only(first):
 def test_second_deploy_changes_nothing_on_the_converged_hosts(first):
     second = deploy()
     out = second.stdout + second.stderr
-    assert "lab-1  healthy" in out and "lab-2  healthy" in out, out[-3000:]
-    assert changed_hosts(out) & {"lab-1", "lab-2"} == set(), out[-3000:]
+    assert "lab-1   healthy" in out and "lab-2   healthy" in out, out[-3000:]
+    assert changed_hosts(out) & {"lab-1", "lab-2", "lab-gw"} == set(), out[-3000:]
 
 
 def test_once_its_user_has_sudo_the_refused_host_converges_too(first):
     set_sudoers("lab-3", "ops ALL=(ALL) NOPASSWD: ALL")
     result = deploy()
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "all 3 hosts healthy" in result.stdout
+    assert "all 4 hosts healthy" in result.stdout
     assert curl("lab-3", "/health")[0] == 200
 
 
@@ -101,14 +105,17 @@ def test_verification_preflight_and_diagnosis_work_through_sudo(first, tmp_path)
     for check in ("test_unit", "test_user", "test_argv", "test_restarts", "test_health",
                   "test_inference"):  # root's view: the unit's process, the journal
         assert {f"{check}[{name}]" for name in WORKERS} <= passed, check
+    for check in ("test_router_fronts_every_worker", "test_router_inference",
+                  "test_wheelhouse_serves_every_stack"):
+        assert f"{check}[lab-gw]" in passed, check
     checked = deploy(script="preflight.py")
-    assert checked.returncode == 0 and "all 3 hosts ok" in checked.stdout, checked.stdout
+    assert checked.returncode == 0 and "all 4 hosts ok" in checked.stdout, checked.stdout
     diagnosed = diagnose()
-    assert diagnosed.returncode == 0 and "all 3 hosts ok" in diagnosed.stdout, diagnosed.stdout
+    assert diagnosed.returncode == 0 and "all 4 hosts ok" in diagnosed.stdout, diagnosed.stdout
 
 
 def test_a_profile_change_rolls_through_sudo_hosts_one_batch_at_a_time(first, tmp_path):
-    rolled = deploy(tmp_path, {name: {"profile": "debugging"} for name in WORKERS})
+    rolled = deploy_with_gateway(tmp_path, profile="debugging", roll_batch=1)
     out = rolled.stdout + rolled.stderr
     assert rolled.returncode == 0, out[-3000:]
     for number, name in enumerate(WORKERS, start=1):
@@ -130,6 +137,9 @@ def test_secrets_are_written_root_only_over_sudo_and_never_shown(first, monkeypa
         # Nothing the login staged on its way to root is left, or readable, anywhere else.
         assert ssh(name, f"grep -rlF {token} /tmp /var/tmp /home/ops; "
                          f"grep -rlF {key} /tmp /var/tmp /home/ops; true").stdout == ""
+        assert ssh(name, "test -e /etc/sglang/hf-token").returncode != 0  # they run offline
+    # The token is where the Hub is fetched from: the wheelhouse, root-only.
+    assert ssh("lab-gw", "stat -c '%U %a' /etc/sglang/hf-token").stdout.split() == ["root", "600"]
     assert curl("lab-1", "/health")[0] == 200
 
 

@@ -7,7 +7,6 @@ against the real client."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -145,11 +144,45 @@ def test_a_stalled_transfer_times_out_with_a_clear_error(served, tmp_path):
     assert "the transfer stalled: no data for 1 s" in failed.stderr
 
 
-def test_the_real_client_downloads_from_the_hub_standin(served, tmp_path):
+def test_files_in_subfolders_and_two_models_sharing_a_cache_stay_staged(served, tmp_path):
+    endpoint, root, commit, _ = served
+    nested = root / REPO / "commits" / commit / "original" / "params.json"
+    nested.parent.mkdir()
+    nested.write_text('{"dim": 64}\n')
+    other = standin.publish(root, "lab/other", seed=0)  # the same files: the same blobs
+    lock = tmp_path / "lock.json"
+    first = pin(endpoint, lock)[0]["gpu-01"]
+    second = pin(endpoint, lock, repo="lab/other")[0]["gpu-01"]
+    assert second.commit == other and "original/params.json" in {f["path"] for f in first.files}
+    jobs = [spec(tmp_path, found, {"hub": endpoint}) for found in (first, second)]
+    for job in jobs:
+        assert run("fetch", job).returncode == 0
+    for job in jobs:  # one record for the cache: neither model's entry hides the other's
+        assert json.loads(run("status", job).stdout)["staged"] is True
+        assert "nothing fetched" in run("fetch", job).stdout
+    from huggingface_hub import snapshot_download
+
+    offline = snapshot_download(REPO, revision=commit, cache_dir=tmp_path / "cache" / "hub",
+                                local_files_only=True)
+    assert json.loads((Path(offline) / "original" / "params.json").read_text()) == {"dim": 64}
+
+
+def test_a_manifest_path_outside_the_snapshot_is_refused(served, tmp_path):
+    endpoint, *_ = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    job = spec(tmp_path, found, {"hub": endpoint})
+    job["files"][0] = {**job["files"][0], "path": "../../etc/cron.d/x"}
+    refused = run("fetch", job)
+    assert refused.returncode == 1
+    assert "the manifest names a path outside the snapshot: '../../etc/cron.d/x'" in refused.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_the_real_client_downloads_from_the_hub_standin(served, tmp_path, monkeypatch):
     endpoint, _, commit, _ = served
     from huggingface_hub import snapshot_download
 
-    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     path = snapshot_download(REPO, revision="main", cache_dir=tmp_path / "client",
                              endpoint=endpoint)
     assert Path(path).name == commit and (Path(path) / "model.safetensors").stat().st_size > 0
