@@ -173,6 +173,8 @@ def descendants(pids: list[int]) -> list[tuple[int, str]]:
     systemd-nspawn."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
             ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
