@@ -6,7 +6,7 @@ router in front of them, the wheelhouse to the fleet's copy of its stacks.
 Only orders the stages; each stage is a module of operations/. Every host declares every stage
 and each stage runs only on its role's hosts (operations/roles.py), so the fleet moves through
 the stages together: the wheelhouse is filled before any worker installs, and the router runs
-before any worker joins it. On workers, stages 3 to 5 run in rolling batches
+before any worker joins it. On workers, stages 4 to 6 run in rolling batches
 (operations/rollout.py): a change that restarts serving hosts goes a batch at a time.
 """
 

@@ -1,4 +1,4 @@
-"""Stage 5, health: restart only when something changed (or the server is unhealthy), keep the
+"""Stage 6, health: restart only when something changed (or the server is unhealthy), keep the
 unit enabled, then wait (bounded) for /health 200 and check that one small generate request
 returns tokens.
 

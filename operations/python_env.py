@@ -1,4 +1,4 @@
-"""Stage 3, the Python environment: a venv holding the chosen stack, then two checks that catch
+"""Stage 4, the Python environment: a venv holding the chosen stack, then two checks that catch
 two chart symptoms before any launch (ABI mismatch; no kernel image for sm_120).
 
 Example::

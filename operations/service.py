@@ -1,4 +1,4 @@
-"""Stage 4, the service: render the unit and environment file from the profile's intents in the
+"""Stage 5, the service: render the unit and environment file from the profile's intents in the
 flags the installed SGLang accepts, dry-parse the exact argv with that SGLang's own parser, and
 only then write them.
 

@@ -1,4 +1,4 @@
-"""Stage: model weights. The pinned snapshot (operations/hub.py) is staged in the host's Hugging
+"""Stage 3, model weights. The pinned snapshot (operations/hub.py) is staged in the host's Hugging
 Face cache and every file verified against the Hub's hashes before any server (re)starts, so the
 server runs offline and its health wait measures startup only.
 
