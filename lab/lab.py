@@ -122,9 +122,17 @@ def _ours(pid: int) -> bool:
 
 
 def _running(pid: int, started: str) -> bool:
-    """Whether the process that started at ``started`` has not exited yet (see above)."""
+    """Whether the process that started at ``started`` has not exited yet (see above). A
+    thread-group leader shows as a zombie while its other threads still run: that is running."""
     found = _stat(pid)
-    return found is not None and found[1] == started and found[0] not in ("Z", "X")
+    if found is None or found[1] != started:
+        return False
+    if found[0] not in ("Z", "X"):
+        return True
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def _wait_gone(pid: int, started: str, timeout: float) -> bool:
@@ -171,22 +179,20 @@ def _end(pid: int, started: str, name: str, timeout: float) -> None:
 def descendants(pids: list[int]) -> list[tuple[int, str]]:
     """Every process below these (pid, start time): a booted host's processes are below its
     systemd-nspawn."""
-    children: dict[int, list[int]] = {}
+    children: dict[int, list[tuple[int, str]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        try:  # parent and start time from one read: a reused PID cannot mix them
+            fields = Path(entry, "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
         except (OSError, ValueError, IndexError):
             continue
-        children.setdefault(ppid, []).append(int(entry.name))
     found, todo = [], list(pids)
     while todo:
         for child in children.get(todo.pop(), []):
-            stat = _stat(child)
-            if stat:
-                found.append((child, stat[1]))
-                todo.append(child)
+            found.append(child)
+            todo.append(child[0])
     return found
 
 

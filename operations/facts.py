@@ -140,7 +140,7 @@ class Login(FactBase):
 
     @staticmethod
     def default() -> Any:
-        return {"user": "?", "uid": -1, "sudo": "missing", "said": "the host did not answer"}
+        return {"user": "?", "uid": -1, "sudo": "missing", "said": "nothing readable came back"}
 
     def process(self, output: list[str]) -> dict[str, Any]:
         if len(output) < 3 or not output[1].strip().isdigit():
@@ -148,7 +148,9 @@ class Login(FactBase):
         said = " ".join(line.strip() for line in output[3:])
         sudo = output[2].strip()
         if sudo == "refused":
-            sudo = "password" if "password is required" in said else "denied"
+            # sudo's words, and sudo-rs's (Ubuntu 25.10 and later)
+            asks = ("password is required", "interactive authentication is required")
+            sudo = "password" if any(words in said for words in asks) else "denied"
         return {"user": output[0].strip(), "uid": int(output[1]), "sudo": sudo, "said": said}
 
 

@@ -102,10 +102,13 @@ LOGIN_NEEDED = "root, or a user with sudo (without a password, or with _sudo_pas
 def login_failure(login: dict[str, Any], sudo: bool, sudo_password: bool) -> Failure | None:
     """Whether the SSH login can change the host as root: logged in as root, or through sudo
     that will not stop to ask for a password nobody gave (pure)."""
-    if login["uid"] <= 0:
-        return None  # root; or the host did not answer, which pyinfra reports itself
     user = login["user"]
     found = f"login {user} (uid {login['uid']})"
+    if login["uid"] < 0:
+        return Failure("login", f"no answer to `id` ({login['said']})", LOGIN_NEEDED,
+                       "check that the login's shell prints nothing but command output")
+    if login["uid"] == 0 and not (sudo and login["sudo"] == "missing"):
+        return None  # root (through sudo too, where sudo exists)
     if not sudo:
         return Failure("login", f"{found}, not root, and sudo is off", LOGIN_NEEDED,
                        "run with --sudo, or set _sudo=True for this host in the inventory")

@@ -92,8 +92,7 @@ def _login_failure() -> preflight.Failure | None:
         return None  # root by the inventory's word: no round trip
     return preflight.login_failure(
         host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
-        sudo_password=bool(arguments["_sudo_password"]
-                           or getattr(state.config, "USE_SUDO_PASSWORD", False)))
+        sudo_password=bool(arguments["_sudo_password"]))  # or --same-sudo-password
 
 
 def allowed() -> bool:

@@ -59,9 +59,11 @@ def put_private(path: str, content: str):
         return
     temp = f"{path}.upload"  # beside it, in a root-only directory
     staged = None
-    if (host.current_op_global_arguments or {}).get("_sudo"):
-        # Over sudo, pyinfra uploads as the login user to a file of its temp directory, then
-        # copies it as root: that file is made empty and 0600 first, so no one else can read it.
+    arguments = host.current_op_global_arguments or {}
+    if any(arguments.get(key) for key in ("_sudo", "_su_user", "_doas", "_dzdo")):
+        # Over sudo (su, doas, dzdo), pyinfra uploads as the login user to a file of its temp
+        # directory, then copies it as root: that file is made empty and 0600 first, so no one
+        # else can read it.
         staged = host.get_temp_filename(f"{path}:{wanted}")
         yield StringCommand(f"(umask 077 && rm -f {shlex.quote(staged)} && "
                             f": > {shlex.quote(staged)})", _sudo=False)

@@ -63,8 +63,10 @@ def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = Non
     a fleet file (``fleet_file``); ``fleet``: a fleet file of the test's own."""
     if overrides:
         fleet = fleet_file(tmp_path, overrides)
+    # No terminal and no stdin: a run that would stop at a password prompt fails instead.
     return subprocess.run([PYINFRA, "-y", "inventory.py", script, *extra], capture_output=True,
-                          text=True, cwd=ROOT, env=_env(fleet), timeout=900)
+                          text=True, cwd=ROOT, env=_env(fleet), timeout=900,
+                          stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def deploy_with_gateway(tmp_path: Path, **settings) -> subprocess.CompletedProcess:
@@ -81,15 +83,16 @@ def deploy_with_gateway(tmp_path: Path, **settings) -> subprocess.CompletedProce
 def start_deploy(tmp_path: Path, overrides: dict[str, dict]) -> subprocess.Popen:
     """A deploy of some lab hosts, running in the background, for faults during a run."""
     return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
-                            env=_env(fleet_file(tmp_path, overrides)),
+                            env=_env(fleet_file(tmp_path, overrides)), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 class HeldIndex:
     """A package index on the lab network that answers no request until released: a host whose
-    ``pip_index_url`` points here is inside its venv install, and stays there, from the moment
-    ``reached`` is set. A fault injected then hits that point every time, however fast the
-    real install would have been."""
+    ``pip_index_url`` points here is inside its venv install from the moment ``reached`` is
+    set, and stays there until pip gives up (its 15 s timeout, 5 retries: over a minute). A
+    fault injected at once then hits that point every time, however fast the real install
+    would have been."""
 
     def __init__(self) -> None:
         self.reached = threading.Event()

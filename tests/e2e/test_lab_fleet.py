@@ -171,8 +171,10 @@ def test_host_lost_in_the_middle_of_a_run_is_named_and_the_others_finish(fleet, 
 def test_port_held_by_another_process_stops_preflight_and_changes_nothing(fleet, tmp_path):
     ssh("lab-2", "systemctl stop sglang && systemd-run --unit=squatter python3 -m http.server "
                  "8000")
-    assert wait_for(lambda: ":1F40 " in ssh("lab-2", "cat /proc/net/tcp /proc/net/tcp6").stdout,
-                    timeout=30), "the squatter never listened on port 8000"
+    assert wait_for(lambda: any(  # a socket whose local port is 8000, in LISTEN (0A)
+        f[1].endswith(":1F40") and f[3] == "0A" for f in map(str.split, ssh(
+            "lab-2", "cat /proc/net/tcp /proc/net/tcp6").stdout.splitlines()[1:]) if len(f) > 3),
+        timeout=30), "the squatter never listened on port 8000"
     try:
         before = ssh("lab-2", "md5sum /etc/systemd/system/sglang.service").stdout
         result = deploy(tmp_path, {"lab-2": {}})

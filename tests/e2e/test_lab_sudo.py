@@ -131,12 +131,13 @@ def test_secrets_are_written_root_only_over_sudo_and_never_shown(first, monkeypa
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
     assert token not in out and key not in out
-    for name in WORKERS:
-        assert ssh(name, "stat -c '%U %a' /etc/sglang/sglang.env /etc/sglang/api-key.json"
-                   ).stdout.split() == ["root", "600", "root", "600"]
+    for name in [*WORKERS, "lab-gw"]:
         # Nothing the login staged on its way to root is left, or readable, anywhere else.
         assert ssh(name, f"grep -rlF {token} /tmp /var/tmp /home/ops; "
                          f"grep -rlF {key} /tmp /var/tmp /home/ops; true").stdout == ""
+    for name in WORKERS:
+        assert ssh(name, "stat -c '%U %a' /etc/sglang/sglang.env /etc/sglang/api-key.json"
+                   ).stdout.split() == ["root", "600", "root", "600"]
         assert ssh(name, "test -e /etc/sglang/hf-token").returncode != 0  # they run offline
     # The token is where the Hub is fetched from: the wheelhouse, root-only.
     assert ssh("lab-gw", "stat -c '%U %a' /etc/sglang/hf-token").stdout.split() == ["root", "600"]

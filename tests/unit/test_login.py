@@ -20,6 +20,9 @@ def test_the_login_fact_reads_what_sudo_said():
     assert Login().process(["root", "0", "missing"])["uid"] == 0
     asked = Login().process(["ops", "1000", "refused", "sudo: a password is required"])
     assert asked["sudo"] == "password"
+    rust = Login().process(["ops", "1000", "refused",
+                            "sudo-rs: interactive authentication is required"])
+    assert rust["sudo"] == "password"
     denied = Login().process(["ops", "1000", "refused",
                               "Sorry, user ops may not run sudo on lab-3."])
     assert denied == {**OPS, "sudo": "denied",
@@ -81,3 +84,12 @@ def test_as_root_a_secret_is_uploaded_straight_into_its_root_only_directory():
     upload, _ = private_commands(sudo=False)
     assert upload.remote_temp_filename is None
     assert upload.dest == "/etc/sglang/sglang.env.upload"
+
+
+def test_an_unreadable_login_or_root_sudo_without_sudo_is_named_not_let_through():
+    unreadable = login_failure(Login.default(), sudo=True, sudo_password=False)
+    assert unreadable.check == "login" and "no answer to `id`" in unreadable.found
+    root = {**OPS, "user": "root", "uid": 0}
+    assert login_failure({**root, "sudo": "missing"}, sudo=False, sudo_password=False) is None
+    assert "sudo is not installed" in login_failure({**root, "sudo": "missing"}, sudo=True,
+                                                    sudo_password=False).found
