@@ -145,7 +145,8 @@ class FetchError(Exception):
 
 class KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
     """The token goes only to the host it was meant for: the Hub redirects a large file to a
-    CDN (as huggingface_hub does, the header is dropped when the host changes)."""
+    CDN (as huggingface_hub does, the header is dropped when the host changes). The control
+    machine's Hub client (operations/hub.py) uses this opener too."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)

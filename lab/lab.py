@@ -341,15 +341,19 @@ def boot_host(name: str, root: Path) -> None:
                            f"--machine={name}"], HOSTS / name / "console.log")
 
 
-def ssh(host: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command as root on a lab host: logged in as root, or as its login user through
-    sudo."""
+def ssh_argv(host: dict, command: str) -> list[str]:
+    """ssh running a command as root on a lab host: logged in as root, or as its login user
+    (lab up --login) through sudo."""
     login = host.get("login") or "root"
     if login != "root":
         command = f"sudo -n sh -c {shlex.quote(command)}"
-    return run("ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no", "-o",
-               "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-               f"{login}@{host['address']}", command, check=check)
+    return ["ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no", "-o",
+            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+            f"{login}@{host['address']}", command]
+
+
+def ssh(host: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(*ssh_argv(host, command), check=check)
 
 
 def read_hosts() -> list[dict]:

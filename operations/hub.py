@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -25,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from operations import FILES_DIR
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 TIMEOUT_S = 30
@@ -78,18 +81,16 @@ class Fleet:
 FLEET = Fleet()
 
 
-class _KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
-    """The token goes only to the host it was meant for (as huggingface_hub does)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
-                urllib.parse.urlsplit(req.full_url).netloc:
-            new.remove_header("Authorization")
-        return new
+def _host_fetcher():
+    """files/model_fetch.py, the fetcher the hosts run, as a module: the control machine speaks
+    to the Hub with the same HTTP client (its redirect rule keeps the token on the Hub's host)."""
+    spec = importlib.util.spec_from_file_location("model_fetch", FILES_DIR / "model_fetch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-_OPENER = urllib.request.build_opener(_KeepAuthOnSameHost)
+_OPENER = _host_fetcher().OPENER
 
 
 def _get(endpoint: str, path: str, token: str | None, method: str = "GET") -> tuple[object, Any]:
@@ -178,14 +179,16 @@ def _key(endpoint: str, repo: str) -> str:
     return f"{endpoint.rstrip('/')} {repo}"
 
 
-def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: Path
-              ) -> tuple[dict[str, Pin], dict[str, HubError], list[str]]:
+def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: Path,
+              ask_hub: bool = True) -> tuple[dict[str, Pin], dict[str, HubError], list[str]]:
     """Pin every host's model: ``models`` maps host -> (repo, model_revision or None, endpoint,
     the host's Hugging Face token or None).
 
     A host without model_revision serves the commit recorded in the lock file, else ``main``
     resolved now (once per model, for every host) and recorded. Returns the pins, the hosts
     whose model could not be pinned (with the Hub's words), and what was newly pinned.
+    Without ``ask_hub`` (diagnosis, verification) only what the lock file holds is pinned, and
+    a host it holds nothing for is left out.
     """
     recorded = _read_lock(lock)
     pins: dict[str, Pin] = {}
@@ -201,6 +204,8 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
                     commits[key] = revision
                 elif _key(endpoint, repo) in recorded["pins"]:
                     commits[key] = recorded["pins"][_key(endpoint, repo)]
+                elif not ask_hub:
+                    continue
                 else:
                     commits[key] = resolve(endpoint, repo, "main", token)
                     recorded["pins"][_key(endpoint, repo)] = commits[key]
@@ -215,6 +220,8 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
             continue
         manifest_key = f"{_key(endpoint, repo)}@{found}"
         if manifest_key not in recorded["manifests"]:
+            if not ask_hub:
+                continue
             try:
                 recorded["manifests"][manifest_key] = list(manifest(endpoint, repo, found, token))
                 changed = True
@@ -228,13 +235,3 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
         os.replace(partial, lock)
     return pins, errors, said
 
-
-def recorded(model: str, revision: str | None, endpoint: str, lock: Path) -> Pin | None:
-    """The pin the lock file holds for a model (no Hub request): what a deploy serves."""
-    try:
-        found = _read_lock(lock)
-    except HubError:
-        return None
-    commit = revision or found["pins"].get(_key(endpoint, model))
-    files = found["manifests"].get(f"{_key(endpoint, model)}@{commit}")
-    return Pin(model, commit, tuple(files), endpoint) if commit and files else None

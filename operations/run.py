@@ -47,18 +47,12 @@ def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
 
 def _pin_fleet_once(fleet: dict[str, Settings], ask_hub: bool) -> None:
     workers = {h.name for h in roles.workers()}
-    hub_workers = {name: s for name, s in fleet.items() if name in workers and s.from_hub}
-    hub.FLEET.pinned = True
-    if not ask_hub:
-        for name, s in hub_workers.items():
-            found = hub.recorded(s.model, s.model_revision, s.hf_endpoint, hub.lock_path())
-            if found:
-                hub.FLEET.pins[name] = found
-        return
     models = {name: (s.model, s.model_revision, s.hf_endpoint,
-                     secrets.load(name, s).get("HF_TOKEN")) for name, s in hub_workers.items()}
+                     secrets.load(name, s).get("HF_TOKEN"))
+              for name, s in fleet.items() if name in workers and s.from_hub}
+    hub.FLEET.pinned = True
     try:
-        pins, refused, said = hub.pin_fleet(models, hub.lock_path())
+        pins, refused, said = hub.pin_fleet(models, hub.lock_path(), ask_hub)
     except hub.HubError as error:
         raise SystemExit(f"{error}: {error.advice}") from None
     hub.FLEET.pins.update(pins)

@@ -18,6 +18,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.facts.files import Sha256File
+from pyinfra.operations import files
 
 from operations.settings import Settings, SettingsError
 
@@ -53,7 +54,9 @@ def load(host_name: str, settings: Settings) -> dict[str, str]:
 
 
 def put_private(path: str, content: str):
-    """Write ``content`` to ``path`` as root, 0600, only when it differs; prints no content."""
+    """Write ``content`` to ``path`` as root, 0600, in a root-only (0700) directory, only when
+    it differs; prints no content."""
+    yield from files.directory._inner(path=str(Path(path).parent), mode="700")
     wanted = hashlib.sha256(content.encode()).hexdigest()
     if host.get_fact(Sha256File, path=path) == wanted:
         return

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -135,7 +134,6 @@ def written(settings: Settings):
         if "error" in parsed:
             yield fail([rejection(host.name, parsed, parser["version"])])
             return
-    yield from files.directory._inner(path=str(Path(ENV_PATH).parent), mode="700")
     # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
     # (operations/weights.py).
     yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])

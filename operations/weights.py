@@ -107,7 +107,6 @@ def token_kept(settings: Settings, fetches_from_hub: bool):
     """
     token = secrets.load(host.name, settings).get("HF_TOKEN")
     if token and fetches_from_hub:
-        yield from files.directory._inner(path=TOKEN_PATH.rsplit("/", 1)[0], mode="700")
         yield from secrets.put_private(TOKEN_PATH, token + "\n")
     elif host.get_fact(File, path=TOKEN_PATH):
         yield StringCommand(f"rm -f {shlex.quote(TOKEN_PATH)}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.lab import ssh_argv
 from lab.stacks import GATEWAY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,14 +130,8 @@ def diagnose(*extra: str) -> subprocess.CompletedProcess:
 def ssh(host: str, command: str) -> subprocess.CompletedProcess:
     """Run a command as root on a lab host (through its login user's sudo where root may not
     log in)."""
-    found = lab_hosts()[host]
-    login = found.get("login") or "root"
-    if login != "root":
-        command = f"sudo -n sh -c {shlex.quote(command)}"
-    return subprocess.run(
-        ["ssh", "-i", str(LAB_DIR / "ssh" / "id_ed25519"), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-         f"{login}@{found['address']}", command], capture_output=True, text=True, timeout=120)
+    return subprocess.run(ssh_argv(lab_hosts()[host], command), capture_output=True, text=True,
+                          timeout=120)
 
 
 def curl(host: str, path: str, data: str | None = None) -> tuple[int, str]:

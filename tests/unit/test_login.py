@@ -66,7 +66,10 @@ def private_commands(sudo: bool) -> list:
     fake = FakeHost("lab-1", {"Sha256File": None})
     fake.current_op_global_arguments = {"_sudo": sudo}
     with ctx_host.use(fake):
-        return list(secrets.put_private("/etc/sglang/sglang.env", "HF_TOKEN=hf_secret\n"))
+        commands = list(secrets.put_private("/etc/sglang/sglang.env", "HF_TOKEN=hf_secret\n"))
+    # First the root-only directory it lives in, then the file's own commands.
+    assert [str(c) for c in commands[:2]] == ["mkdir -p /etc/sglang", "chmod 700 /etc/sglang"]
+    return commands[2:]
 
 
 def test_over_sudo_a_secret_is_staged_in_a_file_only_the_login_can_read():

@@ -84,6 +84,11 @@ def _inventory_targets(config) -> list[Target]:
     workers = [h for h in inventory if roles.is_worker(h)]
     settings = fleet_settings(data, rolling={h.name for h in workers})
     worker_urls = tuple(worker_url(h, settings[h.name]) for h in workers)
+    # The commits the deploy pinned, from its lock file (no Hub request).
+    pins, _, _ = hub.pin_fleet({h.name: (settings[h.name].model, settings[h.name].model_revision,
+                                         settings[h.name].hf_endpoint, None)
+                                for h in workers if settings[h.name].from_hub},
+                               hub.lock_path(), ask_hub=False)
     stacks = tuple(sorted({settings[h.name].stack for h in workers}))
     targets = []
     for name, host_data in data.items():
@@ -97,11 +102,8 @@ def _inventory_targets(config) -> list[Target]:
                                     "sudo": host_data.get("_sudo") or config.getoption("sudo")
                                     }.items() if v}
         host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
-        pin = hub.recorded(settings[name].model, settings[name].model_revision,
-                           settings[name].hf_endpoint, hub.lock_path()) \
-            if settings[name].from_hub else None
-        targets.append(Target(name, host, settings[name], roles_of(hosts[name]), pin,
-                              worker_urls, stacks))
+        targets.append(Target(name, host, settings[name], roles_of(hosts[name]),
+                              pins.get(name), worker_urls, stacks))
     return targets
 
 
