@@ -1,18 +1,22 @@
 """Runs on the host (system python3): wait for SGLang's /health, then one small /generate.
 
-argv: port, timeout seconds, unit name. Prints one JSON line and exits 0:
-{"healthy": true, "tokens": N, "text": ...} or {"healthy": false, "reason": ...}.
-Stops waiting early when the unit fails or restarts (a crash loop will not turn healthy).
+argv: port, timeout seconds, what runs the server: a systemd unit name, or ``pid:N`` for a
+server started without systemd. Prints one JSON line and exits 0:
+{"healthy": true, "tokens": N, "text": ...} or {"healthy": false, "reason": ..., "state": ...}
+with state "exited" (the server stopped or restarted: a crash loop will not turn healthy),
+"starting" (the wait ran out while the server still runs: /health 503 or the port still closed,
+as real SGLang is for its first 40 s or more) or "generate" (healthy, but no tokens).
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
-port, timeout, unit = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+port, timeout, runner = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 base = f"http://127.0.0.1:{port}"
 HEADERS = {"Content-Type": "application/json"}
 try:  # the API key, if the deploy set one: read here (as root), never passed in argv
@@ -22,10 +26,25 @@ except (OSError, ValueError, KeyError):
     pass
 
 
-def show(prop):
-    out = subprocess.run(["systemctl", "show", "-p", prop, "--value", unit],
-                         capture_output=True, text=True)
-    return out.stdout.strip()
+def unit_state():
+    """(gone, what): whether the server stopped or restarted since the wait began."""
+    if runner.startswith("pid:"):
+        pid = int(runner[4:])
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            state = "gone"
+        return state in ("gone", "Z", "X"), f"server process {pid} exited"
+    if not shutil.which("systemctl"):
+        return False, "no systemd"  # nothing to watch: the deadline bounds the wait
+    shown = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,Result", runner],
+                           capture_output=True, text=True).stdout
+    props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    gone = props.get("ActiveState") in ("failed", "inactive") or \
+        props.get("NRestarts") != START.get("NRestarts")
+    return gone, (f"{runner} {props.get('ActiveState')} (restarts {props.get('NRestarts')}, "
+                  f"result {props.get('Result')})")
 
 
 def call(path, data=None):
@@ -44,18 +63,24 @@ def done(**result):
     sys.exit(0)
 
 
-restarts = show("NRestarts")
-deadline = time.monotonic() + timeout
+START = {}
+if not runner.startswith("pid:") and shutil.which("systemctl"):
+    START["NRestarts"] = subprocess.run(
+        ["systemctl", "show", "-p", "NRestarts", "--value", runner],
+        capture_output=True, text=True).stdout.strip()
+started = time.monotonic()
 while True:
     status, _ = call("/health")
     if status == 200:
         break
-    state = show("ActiveState")
-    if state in ("failed", "inactive") or show("NRestarts") != restarts:
-        done(healthy=False, reason=f"{unit} {state} (restarts {show('NRestarts')}, result "
-             f"{show('Result')}) while /health answered {status}")
-    if time.monotonic() > deadline:
-        done(healthy=False, reason=f"/health answered {status} for {timeout:.0f}s (HTTP {status})")
+    answered = f"/health answered {status}" if status else "nothing listens on the port yet"
+    gone, what = unit_state()
+    if gone:
+        done(healthy=False, state="exited", reason=f"{what} while {answered}")
+    waited = time.monotonic() - started
+    if waited > timeout:
+        done(healthy=False, state="starting", waited_s=round(waited),
+             reason=f"still starting after {waited:.0f} s ({answered}; the server runs)")
     time.sleep(1)
 
 body = json.dumps({"text": "The capital of France is",
@@ -63,8 +88,9 @@ body = json.dumps({"text": "The capital of France is",
 status, raw = call("/generate", body)
 try:
     reply = json.loads(raw)
-    done(healthy=bool(reply["meta_info"]["completion_tokens"]),
-         tokens=reply["meta_info"]["completion_tokens"], text=reply.get("text", ""),
-         reason="" if reply["meta_info"]["completion_tokens"] else "/generate returned no tokens")
+    tokens = reply["meta_info"]["completion_tokens"]
+    done(healthy=bool(tokens), tokens=tokens, text=reply.get("text", ""),
+         waited_s=round(time.monotonic() - started, 1), state="" if tokens else "generate",
+         reason="" if tokens else "/generate returned no tokens")
 except (ValueError, KeyError, TypeError):
-    done(healthy=False, reason=f"/generate answered {status}: {raw[:200]!r}")
+    done(healthy=False, state="generate", reason=f"/generate answered {status}: {raw[:200]!r}")

@@ -30,9 +30,11 @@ from operations.facts import (
     ProcessInfo,
     PythonJson,
     UnitState,
+    refusal_line,
 )
 from operations.hub import Pin
 from operations.preflight import SERVICE_UNIT, evaluate
+from operations.render import dry_parse_arguments, offline_environment
 from operations.settings import Settings
 from operations.symptoms import BY_KEY, Symptom, match
 from operations.weights import FETCH_CODE, worker_spec
@@ -82,12 +84,14 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "journal": get_fact(JournalTail, {"unit": SERVICE_UNIT}),
     }
     pid = int(evidence["unit"].get("MainPID") or 0)
+    if "error" in evidence["unit"] and evidence["port"]:
+        pid = evidence["port"][0]["pid"]  # no systemd: the server is what listens on its port
     evidence["process"] = get_fact(ProcessInfo, {"pid": pid}) if pid else None
     argv = (evidence["process"] or {}).get("argv", [])
     if argv[1:3] == ["-m", "sglang.launch_server"]:
-        evidence["dry_parse"] = get_fact(PythonJson, {"python": python,
-                                                      "code": SGLANG_DRY_PARSE_CODE,
-                                                      "args": tuple(argv[3:])})
+        evidence["dry_parse"] = get_fact(PythonJson, {
+            "python": python, "code": SGLANG_DRY_PARSE_CODE,
+            **dry_parse_arguments(argv, offline_environment(settings))})
     if pin is not None:  # every file of the snapshot hashed again against the manifest
         evidence["pin"] = pin.commit
         evidence["model"] = get_fact(PythonJson, {"python": "python3", "code": FETCH_CODE,
@@ -98,9 +102,9 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "python": "python3", "code": HEALTH_CODE,
         "args": (f"http://127.0.0.1:{settings.port}/health",)})
     if evidence["health"].get("status") == 200:
+        runner = f"pid:{pid}" if "error" in evidence["unit"] and pid else SERVICE_UNIT
         evidence["generate"] = get_fact(PythonJson, {"python": "python3", "code": WAIT_CODE,
-                                                     "args": (str(settings.port), "10",
-                                                              SERVICE_UNIT)})
+                                                     "args": (str(settings.port), "10", runner)})
     return evidence
 
 
@@ -249,9 +253,8 @@ def check_argv(settings: Settings, ev: dict) -> Finding:
     result = ev["dry_parse"]
     if "error" not in result:
         return Finding("argv", True, "the running argv parses with the installed SGLang")
-    said = next((line for line in reversed(result["error"].splitlines()) if "error:" in line),
-                result["error"].strip()[-200:])
-    return Finding("argv", False, said, "flags the installed SGLang does not accept",
+    return Finding("argv", False, refusal_line(result["error"]),
+                   "flags the installed SGLang does not accept, or refuses together",
                    "run the deploy: it renders the profile's intents for this SGLang")
 
 
@@ -262,6 +265,11 @@ def check_port(settings: Settings, ev: dict) -> Finding:
     if holders is None:
         return Finding("port", False, f"nothing listens on port {settings.port}",
                        "the server is not up", "see the unit and health checks")
+    server = ev.get("process") or {}
+    if "error" in ev["unit"] and server.get("argv", [])[1:3] == ["-m", "sglang.launch_server"]:
+        return Finding("port", False, f"port {settings.port} held by the SGLang server (pid "
+                       f"{holders[0]['pid']}), not by {SERVICE_UNIT}: no systemd here",
+                       "the server was started by hand", "run it as the deploy's unit")
     who = ", ".join(f"pid {h['pid']} ({h['comm']}, {h['unit'] or 'no unit'})" for h in holders)
     return Finding("port", False, f"port {settings.port} held by {who or 'an unseen process'}",
                    "another process holds the port (a stale container?)",
@@ -273,10 +281,9 @@ def check_health(settings: Settings, ev: dict) -> Finding:
     if status == 200:
         return Finding("health", True, "/health answered 200")
     symptom, line = _journal_symptom(ev)
-    if status == 503:
-        symptom = symptom or BY_KEY["health-503"]
+    not_up = "not ready: still warming up, or stuck" if status == 503 else "the server is not up"
     return Finding("health", False, f"/health answered {status or 'nothing'}",
-                   symptom.cause if symptom else "the server is not up",
+                   symptom.cause if symptom else not_up,
                    symptom.fix if symptom else "see `journalctl -u sglang`", symptom, line)
 
 

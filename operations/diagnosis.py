@@ -22,10 +22,14 @@ class Diagnosis:
     symptom: Symptom | None = None
     evidence_line: str = ""
     journal_tail: list[str] = field(default_factory=list)
+    # Not failed: not ready yet (the wait ran out, or /health 503), and nothing in the log.
+    not_ready: str = ""
 
     def lines(self, host_name: str) -> list[str]:
         if self.healthy:
             return [f"{host_name}: healthy ({self.summary})"]
+        if self.not_ready:
+            return [f"{host_name}: {self.summary}; {self.not_ready}"]
         if self.symptom:
             return [f"{host_name}: {self.summary}; chart symptom {self.symptom.symptom!r}: "
                     f"evidence {self.evidence_line!r}; cause: {self.symptom.cause}; "
@@ -64,6 +68,14 @@ def diagnose(evidence: dict[str, Any]) -> Diagnosis:
     if evidence.get("libnuma") is False:
         return Diagnosis(False, summary, BY_KEY["libnuma-missing"],
                          "ldconfig -p lists no libnuma.so.1", journal)
+    wait = evidence.get("wait") or {}
+    if wait.get("state") == "starting":
+        return Diagnosis(False, summary, journal_tail=journal, not_ready=(
+            f"{wait['reason']}, and its log names no failure: raise health_timeout_s (real "
+            "SGLang opens its port only after its imports, the weights and a warm-up: 40 s to "
+            "minutes, longer for a large model or a first start)"))
     if (evidence.get("health") or {}).get("status") == 503:
-        return Diagnosis(False, summary, BY_KEY["health-503"], "/health answered 503", journal)
+        return Diagnosis(False, summary, journal_tail=journal, not_ready=(
+            "/health answers 503 and the log names no failure: still warming up, or stuck; "
+            "see `journalctl -u sglang`"))
     return Diagnosis(False, summary, None, "", journal)

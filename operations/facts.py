@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import asdict
 from typing import Any
@@ -198,11 +199,14 @@ class PythonJson(FactBase):
     """Run a Python snippet with ``python`` (a venv's, or the system's ``python3``) and return
     what it printed as JSON, or ``{"error": ...}`` with its output when that fails."""
 
-    def command(self, python: str, code: str, args: tuple[str, ...] = ()) -> str:
+    def command(self, python: str, code: str, args: tuple[str, ...] = (),
+                env: tuple[str, ...] = ()) -> str:
+        """``env``: ``KEY=value`` words for the snippet's environment."""
         argv = " ".join(shlex.quote(a) for a in args)
+        prefix = f"env {' '.join(shlex.quote(word) for word in env)} " if env else ""
         return _with_status(f"command -v {shlex.quote(python)} >/dev/null || "
                             f"{{ echo 'no python at {python}'; exit 3; }}; "
-                            f"{shlex.quote(python)} -c {shlex.quote(code)} {argv}")
+                            f"{prefix}{shlex.quote(python)} -c {shlex.quote(code)} {argv}")
 
     @staticmethod
     def default() -> Any:  # what a host that cannot be read gives
@@ -249,15 +253,30 @@ print(json.dumps({"version": sglang.__version__,
                   "options": sorted(o for a in parser._actions for o in a.option_strings)}))
 """
 
-# Dry-parse an argv with the installed SGLang's parser; argparse exits 2 with its message.
+# Dry-parse an argv with the installed SGLang's parser (argparse exits 2 with its message),
+# then run SGLang's own validation of the parsed arguments: ServerArgs.__post_init__ resolves
+# and checks them (it reads the model's config.json, and the GPU's memory where there is one)
+# and check_server_args() is what launch_server calls next. An argv real SGLang refuses at
+# startup, after 40 s of imports, is refused here in seconds. Run with the unit's environment
+# (HF_HUB_OFFLINE, HF_HOME) so the model resolves as the server would resolve it.
 SGLANG_DRY_PARSE_CODE = """
 import argparse, json, sys
 from sglang.srt.server_args import ServerArgs
 parser = argparse.ArgumentParser(prog="sglang.launch_server")
 ServerArgs.add_cli_args(parser)
-parser.parse_args(sys.argv[1:])
+server_args = ServerArgs.from_cli_args(parser.parse_args(sys.argv[1:]))
+server_args.check_server_args()
 print(json.dumps({"ok": True}))
 """
+
+
+def refusal_line(error: str) -> str:
+    """What a failed dry-parse said, in one line: argparse's ``error:`` line, or the exception
+    SGLang's validation raised (the last ``SomethingError: ...`` of the traceback)."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    said = [line for line in lines if "error:" in line
+            or re.match(r"^[\w.]*(Error|Exception)\b.*:", line)]
+    return said[-1] if said else " | ".join(lines[-3:])
 
 
 class LibnumaLinked(FactBase):

@@ -1,5 +1,8 @@
 """Profiles: what a server should do, stated as intents, not as flags.
 
+The quantization is not an intent: it is what the model's checkpoint is (the chart's
+``--quantization awq`` comes from its AWQ model's config.json, operations/render.py).
+
 Rendering (``operations.render``) turns intents into the flags that the installed SGLang accepts.
 ``minimal-stable`` is the chart's stability-first template; ``debugging`` is the chart's
 debugging configuration. A faster profile is a new entry here.
@@ -14,7 +17,6 @@ from dataclasses import dataclass, field
 class Profile:
     name: str
     description: str
-    quantization: str | None = "awq"
     max_total_tokens: int = 1024
     mem_fraction_static: float = 0.65
     trust_remote_code: bool = True
@@ -49,7 +51,8 @@ PROFILES: dict[str, Profile] = {
             cuda_graph=True,
             radix_cache=True,
             flashinfer=True,
-            attention_backend=None,
+            # Said outright: left to SGLang, Hopper gets FlashAttention 3 (another library).
+            attention_backend="flashinfer",
             environment={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"},
         ),
         Profile(

@@ -42,6 +42,7 @@ REMEDIES: dict[str, list[str]] = {
     "segfault": ["minimal-stable-fallback"],
     "health-503": ["lower-memory", "lower-memory", "lower-memory"],
     "model-not-staged": ["restage-model"],
+    "quantization-mismatch": [],  # the settings are wrong: said, not changed behind the user
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from operations.profiles import Profile
 from operations.settings import Settings
@@ -63,9 +64,43 @@ API_KEY_CREDENTIAL = "sglang-config.json"
 API_KEY_FLAGS = ["--config", f"%d/{API_KEY_CREDENTIAL}", "--log-level", "warning"]
 
 
+# Quantizations whose weights must be in the checkpoint: asked of a model that is not quantized,
+# real SGLang fails only when it loads the weights, 40 s or more after the start, with
+# "ValueError: Cannot find the config file for awq" (fixtures/sglang/real-0.5.16-h200).
+CHECKPOINT_QUANTIZATIONS = frozenset({"awq", "awq_marlin", "gptq", "gptq_marlin", "marlin"})
+
+
+def model_quantization(model_config: dict[str, Any]) -> str | None:
+    """The quantization a model's config.json declares, or None for a model that is not
+    quantized."""
+    declared = model_config.get("quantization_config") or {}
+    method = declared.get("quant_method") if isinstance(declared, dict) else None
+    return str(method).lower() if method else None
+
+
+def quantization_flags(settings: Settings, model_config: dict[str, Any]) -> list[str]:
+    """The chart passes ``--quantization awq`` because its model is an AWQ checkpoint: the flag
+    is derived from what the model declares, and a checkpoint quantization asked (extra_flags)
+    of a model that declares none is refused here rather than by the server at load."""
+    declared = model_quantization(model_config)
+    asked = next((settings.extra_flags[i + 1] for i, word in enumerate(settings.extra_flags[:-1])
+                  if word == "--quantization"), None)
+    if asked is None:
+        return ["--quantization", declared] if declared else []
+    if asked.lower() in CHECKPOINT_QUANTIZATIONS and declared is None:
+        raise RenderError(f"extra_flags asks for --quantization {asked}, but the model "
+                          f"{settings.model} is not quantized (its config.json has no "
+                          "quantization_config): SGLang would fail loading its weights "
+                          f"(\"Cannot find the config file for {asked}\"); drop the flag or "
+                          "serve a checkpoint quantized that way")
+    return []  # said by extra_flags; SGLang checks it against the model's config
+
+
 def server_command(settings: Settings, gpu_count: int, accepted: Collection[str],
-                   sglang_version: str, api_key: bool = False) -> ServerCommand:
-    """The exact argv and environment of the service (without secrets)."""
+                   sglang_version: str, model_config: dict[str, Any],
+                   api_key: bool = False) -> ServerCommand:
+    """The exact argv and environment of the service (without secrets); ``model_config``: the
+    served model's config.json."""
     profile = settings.profile_def()
     mem_fraction = settings.mem_fraction_static or profile.mem_fraction_static
     max_tokens = settings.max_total_tokens or profile.max_total_tokens
@@ -81,8 +116,7 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
             raise RenderError(f"SGLang {sglang_version} has no --revision flag: it cannot be "
                               "told which commit of the model to serve")
         argv += ["--revision", settings.model_revision]
-    if profile.quantization:
-        argv += ["--quantization", profile.quantization]
+    argv += quantization_flags(settings, model_config)
     argv += ["--max-total-tokens", str(max_tokens), "--mem-fraction-static", f"{mem_fraction:g}"]
     for intent in _intents(profile):
         argv += express(intent, accepted, sglang_version)
@@ -91,8 +125,22 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
     argv += list(settings.extra_flags)
     if api_key:
         argv += API_KEY_FLAGS
-    # The snapshot was staged and verified before the start (operations/weights.py): the server
-    # never downloads, so its health wait measures startup only.
-    environment = {"HF_HOME": settings.model_cache_dir, "HF_HUB_OFFLINE": "1",
-                   **profile.environment, **settings.environment}
+    environment = {**offline_environment(settings), **profile.environment, **settings.environment}
     return ServerCommand(argv=argv, environment=environment)
+
+
+def offline_environment(settings: Settings) -> dict[str, str]:
+    """The snapshot was staged and verified before the start (operations/weights.py): the server
+    never downloads, so its health wait measures startup only."""
+    return {"HF_HOME": settings.model_cache_dir, "HF_HUB_OFFLINE": "1"}
+
+
+def dry_parse_arguments(argv: list[str], environment: dict[str, str]) -> dict[str, tuple]:
+    """The PythonJson arguments that dry-parse and validate ``argv`` as the server would see
+    it: with its environment (the model resolves offline), without the API key's --config
+    (the credential exists only inside the running service)."""
+    words = list(argv[3:])
+    if API_KEY_FLAGS[0] in words:
+        at = words.index(API_KEY_FLAGS[0])
+        del words[at:at + 2]
+    return {"args": tuple(words), "env": tuple(f"{k}={v}" for k, v in environment.items())}

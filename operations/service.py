@@ -18,16 +18,18 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import operation
+from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
-from operations import FILES_DIR, remediation, secrets
+from operations import FILES_DIR, remediation, secrets, weights
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
     NvidiaGpus,
     PythonJson,
     VenvExists,
+    refusal_line,
 )
 from operations.outcome import fail
 from operations.python_env import options_path
@@ -36,6 +38,7 @@ from operations.render import (
     API_KEY_FLAGS,
     RenderError,
     ServerCommand,
+    dry_parse_arguments,
     server_command,
 )
 from operations.report import note
@@ -79,10 +82,26 @@ def render_files(settings: Settings, command: ServerCommand, sglang_version: str
 
 
 def rejection(host_name: str, result: dict, sglang_version: str) -> str:
-    error = result.get("error", "").strip().splitlines()
-    said = next((line for line in reversed(error) if "error:" in line), " | ".join(error[-3:]))
-    return (f"{host_name}: SGLang {sglang_version} rejects the server argv, the service was left "
-            f"as it was: {said}")
+    return (f"{host_name}: SGLang {sglang_version} refuses the server argv, the service was "
+            f"left as it was: {refusal_line(result.get('error', ''))}")
+
+
+def read_model_config(settings: Settings) -> dict[str, Any] | None:
+    """The served model's config.json (what it is, its quantization included); None while a
+    run's prepare phase looks before stage 3 has staged the snapshot."""
+    path = weights.model_config_path(settings)
+    lines = host.get_fact(FileContents, path=path)
+    if not lines:
+        if host.state.current_stage != StateStage.Execute:
+            return None
+        return {"error": f"the model's config.json is not at {path}: the model is not staged"}
+    try:
+        config = json.loads("\n".join(lines))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return {"error": f"the model's config.json at {path} is not a JSON object"}
+    return config
 
 
 @operation(is_idempotent=True)
@@ -116,10 +135,16 @@ def written(settings: Settings):
                     + " | ".join(parser["error"].strip().splitlines()[-3:])])
         return
     gpu_count = len(host.get_fact(NvidiaGpus)["gpus"])
+    model_config = read_model_config(settings)
+    if model_config is None:
+        return
+    if "error" in model_config:
+        yield fail([f"{host.name}: {model_config['error']}"])
+        return
     secret = secrets.load(host.name, settings)
     try:
         command = server_command(settings, gpu_count, parser["options"], parser["version"],
-                                 api_key="SGLANG_API_KEY" in secret)
+                                 model_config, api_key="SGLANG_API_KEY" in secret)
     except RenderError as error:
         yield fail([f"{host.name}: {error}"])
         return
@@ -130,7 +155,7 @@ def written(settings: Settings):
     # already accepted when it was written.
     if not unchanged:
         parsed = host.get_fact(PythonJson, python=settings.python, code=SGLANG_DRY_PARSE_CODE,
-                               args=tuple(command.argv[3:]))
+                               **dry_parse_arguments(command.argv, command.environment))
         if "error" in parsed:
             yield fail([rejection(host.name, parsed, parser["version"])])
             return

@@ -75,6 +75,20 @@ STACKS: dict[str, Stack] = {
             "after a while: keep a copy in a wheelhouse and point pip_find_links at it.",
         ),
         Stack(
+            name="cu13-0.5.16",
+            cuda="13.0",
+            packages={
+                "torch": "2.11.0",  # on PyPI, torch 2.11.0 is the CUDA 13.0 build
+                "sglang-kernel": "0.4.5",
+                "flashinfer-python": "0.6.14",
+                "sglang": "0.5.16",
+            },
+            index_url="https://pypi.org/simple",
+            sm120_status="not tried on sm_120: sglang-kernel 0.4.5 ships sm90 and sm100 ops",
+            notes="What SGLang 0.5.16 pins; served a model on a real H100/H200 (CUDA 13.0, "
+            "driver 580) from the toolkit's own argv: docs/serving-on-real-gpu.md.",
+        ),
+        Stack(
             name="cu13-stable",
             cuda="13.0",
             packages={

@@ -69,10 +69,23 @@ SYMPTOMS: tuple[Symptom, ...] = (
         "server starts",
     ),
     Symptom(
+        key="quantization-mismatch",
+        symptom="the --quantization flag does not match the model's checkpoint",
+        # Real SGLang 0.5.16: at weight loading for a checkpoint without that quantization, in
+        # its argument validation for one with another (tests/fixtures/sglang-real).
+        signature=re.compile(r"Cannot find the config file for \w+|does not match the "
+                             r"quantization method specified in the `quantization` argument"),
+        cause="a quantization was asked (extra_flags) that the model's config.json does not "
+        "declare",
+        fix="drop --quantization from extra_flags: the deploy passes what the model declares",
+    ),
+    Symptom(
         key="health-503",
         symptom="health check returns HTTP 503",
-        signature=re.compile(r"/health\S* (answered|returned|->) 503|HTTP 503|"
-                             r"Not enough memory|CUDA out of memory|OutOfMemoryError"),
+        # Only what a server that failed for memory prints: a /health 503 alone is also what
+        # every real server answers while it warms up (tests/fixtures/sglang-real).
+        signature=re.compile(r"Not enough memory|CUDA out of memory|OutOfMemoryError|"
+                             r"leave no GPU memory for the KV cache"),
         cause="server initialisation or model loading failed (memory)",
         fix="lower memory use: --mem-fraction-static 0.65 and --max-total-tokens 1024",
     ),

@@ -69,6 +69,16 @@ def source(pin: hub.Pin) -> dict[str, str]:
                       f"snapshots/{pin.commit}"}
 
 
+def model_config_path(settings: Settings) -> str:
+    """Where the host's copy of the served model's config.json is: the pinned snapshot in the
+    Hugging Face cache, or the model's own directory."""
+    if not settings.from_hub:
+        return f"{settings.model.rstrip('/')}/config.json"
+    folder = "models--" + settings.model.replace("/", "--")
+    return (f"{settings.model_cache_dir}/hub/{folder}/snapshots/{settings.model_revision}/"
+            "config.json")
+
+
 def status(job: dict[str, Any]) -> dict[str, Any]:
     """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
     return host.get_fact(PythonJson, python="python3", code=FETCH_CODE,

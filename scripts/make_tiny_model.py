@@ -2,7 +2,12 @@
 architecture SGLang supports) with random weights, a real byte-level BPE tokenizer and the
 files the Hub serves for a model repository. A few hundred KB; standard library only.
 
-    python scripts/make_tiny_model.py OUT_DIR [--seed N]
+    python scripts/make_tiny_model.py OUT_DIR [--seed N] [--awq]
+
+``--awq``: AWQ's checkpoint layout (what AutoAWQ writes, GEMM version, 4 bits, group size 128):
+every linear layer of the decoder as packed int32 ``qweight``/``qzeros`` and float16 ``scales``,
+with the ``quantization_config`` in config.json that SGLang's ``--quantization awq`` reads. The
+chart's model (Qwen3-32B-AWQ) is such a checkpoint; the quantized values are random too.
 
 The same seed gives the same bytes, so a repository built from it has stable hashes; another
 seed is "a new commit" of the same model.
@@ -16,11 +21,17 @@ import random
 import struct
 from pathlib import Path
 
-HIDDEN = 64
 LAYERS = 2
 HEADS = 4
 KV_HEADS = 2
-INTERMEDIATE = 128
+# AWQ quantizes input features in groups of 128: its layers need widths of whole groups.
+HIDDEN, INTERMEDIATE = 64, 128
+AWQ_HIDDEN, AWQ_INTERMEDIATE, AWQ_GROUP, AWQ_PACK = 128, 256, 128, 8  # 8 4-bit values an int32
+# Heads of 64: FlashInfer's Hopper prefill kernels refuse 32 (a static assertion when it
+# compiles them, seen on a real H200), as real models' 64 and 128 are not.
+AWQ_HEADS, AWQ_KV_HEADS = 2, 1
+AWQ_CONFIG = {"quant_method": "awq", "bits": 4, "group_size": AWQ_GROUP, "zero_point": True,
+              "version": "gemm", "modules_to_not_convert": None}
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>"]
 
 
@@ -60,40 +71,64 @@ def tokenizer() -> tuple[dict, int]:
     }, len(vocab) + len(added)
 
 
-def tensors(vocab: int) -> dict[str, tuple[int, ...]]:
-    head = HIDDEN // HEADS
-    shapes = {"model.embed_tokens.weight": (vocab, HIDDEN), "model.norm.weight": (HIDDEN,),
-              "lm_head.weight": (vocab, HIDDEN)}
+# safetensors dtype -> struct format
+FORMATS = {"F32": "f", "F16": "e", "I32": "i"}
+
+
+def tensors(vocab: int, awq: bool = False) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Every tensor's (safetensors dtype, shape)."""
+    hidden, intermediate = (AWQ_HIDDEN, AWQ_INTERMEDIATE) if awq else (HIDDEN, INTERMEDIATE)
+    heads, kv_heads = (AWQ_HEADS, AWQ_KV_HEADS) if awq else (HEADS, KV_HEADS)
+    head = hidden // heads
+    plain = "F16" if awq else "F32"
+    shapes = {"model.embed_tokens.weight": (plain, (vocab, hidden)),
+              "model.norm.weight": (plain, (hidden,)), "lm_head.weight": (plain, (vocab, hidden))}
     for layer in range(LAYERS):
         prefix = f"model.layers.{layer}"
-        shapes.update({
-            f"{prefix}.input_layernorm.weight": (HIDDEN,),
-            f"{prefix}.post_attention_layernorm.weight": (HIDDEN,),
-            f"{prefix}.self_attn.q_proj.weight": (HEADS * head, HIDDEN),
-            f"{prefix}.self_attn.k_proj.weight": (KV_HEADS * head, HIDDEN),
-            f"{prefix}.self_attn.v_proj.weight": (KV_HEADS * head, HIDDEN),
-            f"{prefix}.self_attn.o_proj.weight": (HIDDEN, HEADS * head),
-            f"{prefix}.mlp.gate_proj.weight": (INTERMEDIATE, HIDDEN),
-            f"{prefix}.mlp.up_proj.weight": (INTERMEDIATE, HIDDEN),
-            f"{prefix}.mlp.down_proj.weight": (HIDDEN, INTERMEDIATE),
-        })
+        shapes[f"{prefix}.input_layernorm.weight"] = (plain, (hidden,))
+        shapes[f"{prefix}.post_attention_layernorm.weight"] = (plain, (hidden,))
+        for name, (out_features, in_features) in {
+                "self_attn.q_proj": (heads * head, hidden),
+                "self_attn.k_proj": (kv_heads * head, hidden),
+                "self_attn.v_proj": (kv_heads * head, hidden),
+                "self_attn.o_proj": (hidden, heads * head),
+                "mlp.gate_proj": (intermediate, hidden), "mlp.up_proj": (intermediate, hidden),
+                "mlp.down_proj": (hidden, intermediate)}.items():
+            if not awq:
+                shapes[f"{prefix}.{name}.weight"] = (plain, (out_features, in_features))
+                continue
+            # AutoAWQ's GEMM layout: input features first, 8 output features an int32.
+            groups = in_features // AWQ_GROUP
+            shapes[f"{prefix}.{name}.qweight"] = ("I32", (in_features, out_features // AWQ_PACK))
+            shapes[f"{prefix}.{name}.qzeros"] = ("I32", (groups, out_features // AWQ_PACK))
+            shapes[f"{prefix}.{name}.scales"] = ("F16", (groups, out_features))
     return shapes
 
 
-def safetensors(shapes: dict[str, tuple[int, ...]], seed: int) -> bytes:
+def _values(name: str, dtype: str, count: int, rng: random.Random) -> list:
+    if dtype == "I32" and name.endswith(".qzeros"):
+        return [-0x77777778] * count  # 0x88888888: every 4-bit zero point is 8, the middle
+    if dtype == "I32":
+        return [rng.getrandbits(32) - 2**31 for _ in range(count)]
+    if name.endswith(".scales"):
+        return [0.002] * count  # (q - 8) * 0.002: weights of the same size as the plain model's
+    if name.endswith("norm.weight"):
+        return [1.0] * count
+    return [rng.gauss(0.0, 0.02) for _ in range(count)]
+
+
+def safetensors(shapes: dict[str, tuple[str, tuple[int, ...]]], seed: int) -> bytes:
     """The safetensors format: an 8-byte little-endian header length, a JSON header, the data
-    (F32 here; norms are ones, the rest small random numbers)."""
+    (norms are ones, the rest small random numbers)."""
     rng = random.Random(seed)
     header: dict = {"__metadata__": {"format": "pt"}}
     chunks, offset = [], 0
-    for name, shape in sorted(shapes.items()):
+    for name, (dtype, shape) in sorted(shapes.items()):
         count = 1
         for dim in shape:
             count *= dim
-        values = [1.0] * count if name.endswith("norm.weight") else [
-            rng.gauss(0.0, 0.02) for _ in range(count)]
-        data = struct.pack(f"<{count}f", *values)
-        header[name] = {"dtype": "F32", "shape": list(shape),
+        data = struct.pack(f"<{count}{FORMATS[dtype]}", *_values(name, dtype, count, rng))
+        header[name] = {"dtype": dtype, "shape": list(shape),
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
@@ -102,19 +137,24 @@ def safetensors(shapes: dict[str, tuple[int, ...]], seed: int) -> bytes:
     return struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks)
 
 
-def write(out: Path, seed: int = 0) -> list[Path]:
+def write(out: Path, seed: int = 0, awq: bool = False) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     tok, vocab = tokenizer()
     bos, eos = vocab - 2, vocab - 1
     config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "float32",
-        "vocab_size": vocab, "hidden_size": HIDDEN, "intermediate_size": INTERMEDIATE,
-        "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS, "max_position_embeddings": 2048,
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        # AWQ's kernels compute in float16 (SGLang refuses bfloat16 for awq).
+        "torch_dtype": "float16" if awq else "float32", "vocab_size": vocab,
+        "hidden_size": AWQ_HIDDEN if awq else HIDDEN,
+        "intermediate_size": AWQ_INTERMEDIATE if awq else INTERMEDIATE,
+        "num_hidden_layers": LAYERS, "num_attention_heads": AWQ_HEADS if awq else HEADS,
+        "num_key_value_heads": AWQ_KV_HEADS if awq else KV_HEADS, "max_position_embeddings": 2048,
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
         "tie_word_embeddings": False, "bos_token_id": bos, "eos_token_id": eos,
         "transformers_version": "4.57.1",
     }
+    if awq:
+        config["quantization_config"] = dict(AWQ_CONFIG)
     files = {
         "config.json": json.dumps(config, indent=2) + "\n",
         "generation_config.json": json.dumps({"bos_token_id": bos, "eos_token_id": eos,
@@ -127,14 +167,14 @@ def write(out: Path, seed: int = 0) -> list[Path]:
                              "{% endfor %}assistant:"}, indent=2) + "\n",
         "special_tokens_map.json": json.dumps({"bos_token": SPECIALS[0],
                                                "eos_token": SPECIALS[1]}, indent=2) + "\n",
-        "README.md": f"# tiny-llama\n\nRandom weights (seed {seed}) for tests; not a language "
-                     "model anyone should use.\n",
+        "README.md": f"# tiny-llama{'-awq' if awq else ''}\n\nRandom weights (seed {seed}) for "
+                     "tests; not a language model anyone should use.\n",
     }
     written = []
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
-    (out / "model.safetensors").write_bytes(safetensors(tensors(vocab), seed))
+    (out / "model.safetensors").write_bytes(safetensors(tensors(vocab, awq), seed))
     written.append(out / "model.safetensors")
     return written
 
@@ -143,8 +183,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--awq", action="store_true", help="AWQ's checkpoint layout")
     args = parser.parse_args()
-    for path in write(args.out, args.seed):
+    for path in write(args.out, args.seed, args.awq):
         print(f"{path.stat().st_size:>9}  {path}")
 
 

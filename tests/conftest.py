@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from pyinfra.api.state import StateStage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -22,6 +25,7 @@ class FakeHost:
         self.facts = facts
         self.data: dict[str, Any] = {}
         self.current_op_global_arguments: dict[str, Any] = {}
+        self.state = SimpleNamespace(current_stage=StateStage.Execute)
 
     def get_temp_filename(self, key: str) -> str:
         return f"/tmp/pyinfra-{hashlib.sha1(key.encode()).hexdigest()}"

@@ -41,3 +41,11 @@ def dry_parse(argv: list[str], version: str = PINNED) -> argparse.Namespace:
     parser = _Parser(prog="sglang.launch_server")
     add_table_args(parser, table(version))
     return parser.parse_args(argv)
+
+
+# The chart's model as its config.json declares it (Qwen/Qwen3-32B-AWQ, trimmed to what the
+# toolkit reads): an AWQ checkpoint, so the chart's --quantization awq.
+CHART_MODEL_CONFIG = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                      "quantization_config": {"bits": 4, "group_size": 128,
+                                              "quant_method": "awq", "version": "gemm",
+                                              "zero_point": True}}

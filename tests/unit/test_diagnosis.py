@@ -40,6 +40,13 @@ REAL_LOGS = {
                         "on the device",
                         "RMSNorm failed with error code no kernel image is available for "
                         "execution on the device"],
+    # Real SGLang 0.5.16 on an H200, 2026-11-25: --quantization awq on a model that is not
+    # quantized (tests/fixtures/sglang-real/awq-on-plain-model.2026-11-25.log)
+    "quantization-mismatch": [
+        '    raise ValueError(f"Cannot find the config file for {model_config.quantization}")',
+        "ValueError: Cannot find the config file for awq", "",
+        "[2026-11-25 23:39:38] Received sigquit from a child process. It usually means the "
+        "child failed."],
     # sgl-project/sglang issue 4330 (2025-03): memory fraction between OOM and not enough
     "health-503": ["RuntimeError: Not enough memory. Please try to increase "
                    "--mem-fraction-static."],

@@ -10,8 +10,8 @@ from pyinfra.context import ctx_host
 from operations import python_env, service
 from operations.facts import PortListener
 from operations.settings import validate
-from tests.conftest import FakeHost
-from tests.unit.flag_table import PINNED, options
+from tests.conftest import FIXTURES, FakeHost
+from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, options
 
 
 def run_op(op, fake: FakeHost, **kwargs) -> list[str]:
@@ -74,23 +74,44 @@ def test_nightly_stack_installs_in_steps_with_nightly_torch_last_but_one():
     assert "--pre" in commands[1] and "--no-deps" in commands[2]
 
 
+def _service_with_dry_parse(settings, dry_parse: dict) -> str:
+    """service.configured on a host whose installed SGLang answers the dry-parse so."""
+    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "Sha256File": None}
+    answers = iter([{"version": PINNED, "options": sorted(options())}, dry_parse])
+
+    def fact(cls, **kw):
+        if cls.__name__ == "FileContents":  # only the model's config.json is on the host
+            return [json.dumps(CHART_MODEL_CONFIG)] if kw["path"].endswith("/config.json") \
+                else None
+        return facts[cls.__name__] if cls.__name__ in facts else next(answers)
+
+    fake = FakeHost("lab-1", facts)
+    fake.get_fact = fact
+    [command] = run_op(service.configured, fake, settings=settings)
+    assert "sglang.service" not in command.split("refuses")[0]  # nothing written
+    assert command.endswith("exit 1")
+    return command
+
+
 def test_service_refuses_an_argv_the_installed_sglang_rejects():
-    settings = validate("lab-1", {"extra_flags": ["--disable-flashinfer"]})
     rejection = ("usage: sglang.launch_server [-h]\nsglang.launch_server: error: ambiguous "
                  "option: --disable-flashinfer could match --disable-flashinfer-autotune, "
                  "--disable-flashinfer-cutlass-moe-fp4-allgather")
-    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "FileContents": None,
-             "Sha256File": None}
-    fake = FakeHost("lab-1", facts)
-    answers = iter([{"version": PINNED, "options": sorted(options())},
-                    {"error": rejection, "status": 2}])
-    fake.get_fact = lambda cls, **kw: facts.get(cls.__name__) if cls.__name__ in facts \
-        else next(answers)
-    [command] = run_op(service.configured, fake, settings=settings)
-    assert "SGLang 0.5.23 rejects the server argv" in command
+    command = _service_with_dry_parse(validate("lab-1", {"extra_flags": ["--disable-flashinfer"]}),
+                                      {"error": rejection, "status": 2})
+    assert "SGLang 0.5.23 refuses the server argv" in command
     assert "ambiguous option: --disable-flashinfer" in command
-    assert "sglang.service" not in command.split("rejects")[0]  # nothing written
-    assert command.endswith("exit 1")
+
+
+def test_service_refuses_what_sglangs_validation_refuses_after_parsing():
+    """Real SGLang 0.5.16 on an H200 (tests/fixtures/sglang-real/README.md): argparse accepts
+    --quantization gptq, ServerArgs.__post_init__ refuses it for an AWQ checkpoint."""
+    said = json.loads((FIXTURES / "sglang-real" / "gptq-on-awq.dry-parse.json").read_text())
+    command = _service_with_dry_parse(
+        validate("lab-1", {"extra_flags": ["--quantization", "gptq"]}), said)
+    assert ("ValueError: Quantization method specified in the model config (awq) does not "
+            "match the quantization method specified in the `quantization` argument (gptq)."
+            ) in command
 
 
 def test_port_listener_fact_reads_proc_output():

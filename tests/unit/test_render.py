@@ -13,7 +13,7 @@ from operations.service import ENV_PATH, UNIT_PATH, render_files, systemd_word
 from operations.settings import validate
 from operations.stacks import STACKS
 from tests.conftest import ROOT
-from tests.unit.flag_table import PINNED, RejectedError, dry_parse, options
+from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, RejectedError, dry_parse, options
 
 GOLDEN = ROOT / "tests" / "golden"
 CHART_LINE = ("--model-path Qwen/Qwen3-32B-AWQ --host 0.0.0.0 --port 8000 --quantization awq "
@@ -24,7 +24,7 @@ CHART_LINE = ("--model-path Qwen/Qwen3-32B-AWQ --host 0.0.0.0 --port 8000 --quan
 
 def command_for(profile: str, stack: str, gpus: int = 1, **data):
     settings = validate("gpu-01", {"profile": profile, "stack": stack, **data})
-    return settings, server_command(settings, gpus, options(), PINNED)
+    return settings, server_command(settings, gpus, options(), PINNED, CHART_MODEL_CONFIG)
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))

@@ -12,7 +12,7 @@ from operations.render import server_command
 from operations.service import UNIT_PATH, render_files
 from operations.settings import SettingsError, validate
 from tests.conftest import ROOT
-from tests.unit.flag_table import PINNED, dry_parse, options
+from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, dry_parse, options
 
 
 def test_environment_wins_over_the_secrets_file(tmp_path, monkeypatch):
@@ -44,7 +44,7 @@ def test_a_bad_secret_is_named_but_not_shown(monkeypatch):
 
 def test_api_key_goes_through_a_credential_not_argv():
     settings = validate("gpu-05", {})
-    command = server_command(settings, 1, options(), PINNED, api_key=True)
+    command = server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG, api_key=True)
     assert "--api-key" not in command.argv
     assert command.argv[-4:] == ["--config", "%d/sglang-config.json", "--log-level", "warning"]
     parsed = dry_parse(command.argv[3:])
@@ -56,7 +56,7 @@ def test_api_key_goes_through_a_credential_not_argv():
 
 def test_no_credential_without_an_api_key():
     settings = validate("gpu-06", {})
-    command = server_command(settings, 1, options(), PINNED)
+    command = server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG)
     assert "LoadCredential" not in render_files(settings, command, PINNED)[UNIT_PATH]
 
 

@@ -49,3 +49,17 @@ class ServerArgs:
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> None:
         add_table_args(parser, json.loads(FLAGS_FILE.read_text()))
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+        self.__post_init__()
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> "ServerArgs":
+        return cls(**vars(args))
+
+    def __post_init__(self) -> None:
+        """The part of SGLang's resolution and validation that the toolkit's flags reach."""
+
+    def check_server_args(self) -> None:
+        """What launch_server checks after __post_init__."""
