@@ -45,12 +45,14 @@ def lfs_pointer(data: bytes) -> bytes:
 
 def publish(root: Path, repo: str, seed: int, gated: bool = False) -> str:
     """A new commit of ``repo`` holding the tiny model made with ``seed``; ``main`` moves to
-    it. Returns the commit sha."""
+    it. Returns the commit sha. A repository named ``...-AWQ`` holds AWQ's checkpoint layout,
+    as the real one does (the deploy derives --quantization from its config.json)."""
     from scripts.make_tiny_model import write
 
     folder = root / repo
     with tempfile.TemporaryDirectory() as scratch:
-        files = {p.name: p.read_bytes() for p in write(Path(scratch), seed)}
+        files = {p.name: p.read_bytes() for p in write(Path(scratch), seed,
+                                                       awq=repo.upper().endswith("-AWQ"))}
     state = json.loads((folder / "repo.json").read_text()) if (folder / "repo.json").exists() \
         else {"main": None, "gated": gated}
     tree = hashlib.sha1(json.dumps({n: git_blob_sha1(d) for n, d in sorted(files.items())}

@@ -6,9 +6,13 @@ switch:
 - a GPU outside the kernel's or torch's arch list: `no kernel image is available`;
 - CUDA graphs or FlashInfer on sm_120 with a kernel build that cannot: a real segfault;
 - a memory fraction that leaves no room for activations: CUDA out of memory, the process dies;
-- weights plus the KV cache not fitting the static pool: /health stays 503;
+- weights plus the KV cache not fitting the static pool: "Not enough memory", the process dies;
 - offline (HF_HUB_OFFLINE=1), a model snapshot missing from HF_HOME or cut off: transformers',
-  SGLang's and safetensors' own errors.
+  SGLang's and safetensors' own errors;
+- --quantization asked of a checkpoint without it (or with another): SGLang's errors.
+
+Its HTTP answers and its start (nothing listening until the model is loaded, then /health 503
+during the warm-up, then 200) follow real SGLang 0.5.16 (tests/fixtures/sglang-real).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import os
 import re
 import threading
 import time
+import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from sglang.srt.server_args import ServerArgs
+from sglang.srt.server_args import ServerArgs, snapshot
 
 LOAD_SECONDS = float(os.environ.get("SGLANG_STANDIN_LOAD_SECONDS", "4"))
+WARMUP_SECONDS = 1.0
 ACTIVATION_RESERVE_MIB = 2048
 # Model facts for the memory model: parameters (billions), KV bytes per token.
 MODELS = {"qwen3-32b": (32.8, 262144), "qwen3-8b": (8.2, 147456), "qwen2.5-0.5b": (0.5, 12288)}
@@ -43,42 +49,6 @@ def log(message: str, tp: int | None = None, level: str = "info") -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     where = f" TP{tp}" if tp is not None else ""
     print(f"[{stamp}{where}] {message}", flush=True)
-
-
-def snapshot(model_path: str, revision: str | None) -> str | None:
-    """Where the model is: a directory, or its snapshot in the Hugging Face cache (HF_HOME),
-    as transformers resolves it offline (a commit directly, a branch through refs/)."""
-    if model_path.startswith("/"):
-        return model_path
-    repo = os.path.join(os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
-                        "hub", "models--" + model_path.replace("/", "--"))
-    commit = revision or "main"
-    if not re.fullmatch(r"[0-9a-f]{40}", commit):
-        try:
-            with open(os.path.join(repo, "refs", commit)) as ref:
-                commit = ref.read().strip()
-        except OSError:
-            return None
-    return os.path.join(repo, "snapshots", commit)
-
-
-def load_config(model_path: str, revision: str | None) -> dict:
-    """config.json, as transformers loads it offline, with its errors."""
-    folder = snapshot(model_path, revision)
-    path = os.path.join(folder, "config.json") if folder else None
-    if path is None or not os.path.isfile(path):
-        # transformers 5.24's words (tests/unit/test_diagnosis.py, REAL_LOGS).
-        raise OSError(
-            "We couldn't connect to 'https://huggingface.co' to load the files, and couldn't "
-            "find them in the cached files.\nCheck your internet connection or see how to run "
-            "the library in offline mode at "
-            "'https://huggingface.co/docs/transformers/installation#offline-mode'.")
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except ValueError:
-        raise OSError(f"It looks like the config file at '{path}' is not a valid JSON file."
-                      ) from None
 
 
 def check_weights(model_path: str, revision: str | None) -> None:
@@ -118,12 +88,27 @@ def model_memory(model_path: str, quantization: str | None) -> tuple[int, int]:
 
 class State:
     ready = False
-    failed: str | None = None
     requests = 0
     tokens = 0
 
 
-def make_handler(args: argparse.Namespace, state: State):
+# Real SGLang 0.5.16's answers, key for key (tests/fixtures/sglang-real/answers.json; the
+# stand-in's are compared with them in tests/unit/test_real_sglang.py).
+def model_info(args: argparse.Namespace, config: dict) -> dict:
+    return {"model_path": args.model_path, "tokenizer_path": args.model_path,
+            "is_generation": True, "preferred_sampling_params": None,
+            "weight_version": "default", "has_image_understanding": False,
+            "has_audio_understanding": False, "model_type": config.get("model_type"),
+            "architectures": config.get("architectures")}
+
+
+def usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "total_tokens": prompt + completion,
+            "completion_tokens": completion, "prompt_tokens_details": None,
+            "reasoning_tokens": 0}
+
+
+def make_handler(args: argparse.Namespace, state: State, config: dict):
     class Handler(BaseHTTPRequestHandler):
         server_version = "uvicorn"
         sys_version = ""
@@ -132,10 +117,12 @@ def make_handler(args: argparse.Namespace, state: State):
             log(f'INFO:     {self.client_address[0]}:{self.client_address[1]} - "{self.command} '
                 f'{self.path} HTTP/1.1" {values[1] if len(values) > 1 else ""}')
 
-        def reply(self, status: int, body: object, kind: str = "application/json") -> None:
+        def reply(self, status: int, body: object, kind: str | None = "application/json"
+                  ) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", kind)
+            if kind:
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -153,18 +140,21 @@ def make_handler(args: argparse.Namespace, state: State):
                 return
             path = self.path.split("?")[0]
             if path in ("/health", "/health_generate", "/ready"):
-                self.reply(200 if state.ready else 503, "" if state.ready else
-                           {"error": "Server is not ready"})
-            elif path == "/get_model_info":
-                self.reply(200, {"model_path": args.model_path, "tokenizer_path":
-                                 args.model_path, "is_generation": True})
-            elif path == "/get_server_info":
+                if state.ready:
+                    self.reply(200, "", None)  # real: an empty 200, no content type
+                else:
+                    self.reply(503, {"error": "Server is not ready"})
+            elif path in ("/get_model_info", "/model_info"):
+                self.reply(200, model_info(args, config))
+            elif path in ("/get_server_info", "/server_info"):
                 self.reply(200, {k: v for k, v in vars(args).items()
                                  if isinstance(v, (str, int, float, bool)) and k != "api_key"})
             elif path == "/v1/models":
                 self.reply(200, {"object": "list", "data": [
                     {"id": args.served_model_name or args.model_path, "object": "model",
-                     "owned_by": "sglang", "root": args.model_path}]})
+                     "created": int(time.time()), "owned_by": "sglang",
+                     "root": args.model_path, "parent": None,
+                     "max_model_len": config.get("max_position_embeddings")}]})
             elif path == "/metrics" and args.enable_metrics:
                 self.reply(200, "# TYPE sglang:num_requests_total counter\n"
                            f'sglang:num_requests_total{{model_name="{args.model_path}"}} '
@@ -187,26 +177,36 @@ def make_handler(args: argparse.Namespace, state: State):
                 self.reply(503, {"error": "Server is not ready"})
                 return
             path = self.path.split("?")[0]
+            ident = uuid.uuid4().hex
             if path == "/generate":
                 params = request.get("sampling_params") or {}
-                text, count = self.tokens(request.get("text", ""), params.get("max_new_tokens"))
-                self.reply(200, {"text": text, "meta_info": {
-                    "prompt_tokens": len(str(request.get("text", "")).split()),
-                    "completion_tokens": count, "finish_reason": {"type": "length"}}})
+                prompt = str(request.get("text", ""))
+                text, count = self.tokens(params.get("max_new_tokens"))
+                self.reply(200, {"text": text, "output_ids": list(range(101, 101 + count)),
+                                 "meta_info": {
+                    "id": ident, "finish_reason": {"type": "length", "length": count},
+                    "prompt_tokens": len(prompt.encode()), "weight_version": "default",
+                    "num_retractions": 0, "reasoning_tokens": 0, "completion_tokens": count,
+                    "cached_tokens": 0, "cached_tokens_details": None, "dp_rank": None,
+                    "e2e_latency": 0.01, "response_sent_to_client_ts": time.time()}})
             elif path in ("/v1/chat/completions", "/v1/completions"):
                 prompt = json.dumps(request.get("messages") or request.get("prompt") or "")
-                text, count = self.tokens(prompt, request.get("max_tokens"))
-                choice = ({"index": 0, "message": {"role": "assistant", "content": text},
-                           "finish_reason": "length"} if "chat" in path else
-                          {"index": 0, "text": text, "finish_reason": "length"})
-                self.reply(200, {"id": f"standin-{state.requests}", "object":
+                text, count = self.tokens(request.get("max_tokens"))
+                choice = {"index": 0, "message": {"role": "assistant", "content": text,
+                                                  "reasoning_content": None,
+                                                  "tool_calls": None}} \
+                    if "chat" in path else {"index": 0, "text": text}
+                choice.update(logprobs=None, finish_reason="length", matched_stop=None)
+                self.reply(200, {"id": ident, "object":
                                  "chat.completion" if "chat" in path else "text_completion",
+                                 "created": int(time.time()),
                                  "model": request.get("model", args.model_path),
-                                 "choices": [choice], "usage": {"completion_tokens": count}})
+                                 "choices": [choice], "usage": usage(len(prompt), count),
+                                 "metadata": {"weight_version": "default"}})
             else:
                 self.reply(404, {"detail": "Not Found"})
 
-        def tokens(self, prompt: str, max_new: int | None) -> tuple[str, int]:
+        def tokens(self, max_new: int | None) -> tuple[str, int]:
             count = max(1, min(int(max_new or 16), 64))
             words = ["Paris", "is", "the", "capital", "and", "largest", "city", "of", "France."]
             state.requests += 1
@@ -214,6 +214,14 @@ def make_handler(args: argparse.Namespace, state: State):
             return " " + " ".join(words[i % len(words)] for i in range(count)), count
 
     return Handler
+
+
+def scheduler_failed(error: str) -> None:
+    """How real SGLang ends when its scheduler fails: the traceback, then the parent's words,
+    then the whole process tree exits."""
+    log(f"Scheduler hit an exception: Traceback (most recent call last):\n{error}\n")
+    log("Received sigquit from a child process. It usually means the child failed.")
+    raise SystemExit(1)
 
 
 def merge_config(argv: list[str]) -> list[str]:
@@ -237,7 +245,9 @@ def main(argv: list[str]) -> int:
     ServerArgs.add_cli_args(parser)
     args = parser.parse_args(merge_config(argv))
     LOG_LEVEL[0] = LEVELS.get(str(args.log_level).lower(), 20)
-    # As SGLang 0.5.23 does, at INFO: every argument, the API key included.
+    # SGLang's own resolution and validation first (the model's config, offline), then its
+    # arguments at INFO, the API key included, as 0.5.23 logs them.
+    config = ServerArgs.from_cli_args(args).model_config
     shown = (f"{k}={v!r}" for k, v in vars(args).items() if v not in (None, False))
     log(f"server_args=ServerArgs({', '.join(shown)})")
 
@@ -246,11 +256,6 @@ def main(argv: list[str]) -> int:
 
     if not torch.cuda.is_available():
         raise RuntimeError("No CUDA GPUs are available")
-    # Offline (as the toolkit runs it), the model must be staged: config first, as SGLang's
-    # tokenizer manager loads it before any GPU work; weights at "Load weight begin".
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    if offline:
-        load_config(args.model_path, args.revision)
     capability = torch.cuda.get_device_capability(0)
     arch = f"sm_{capability[0]}{capability[1]}"
     tp = args.tp_size
@@ -278,9 +283,15 @@ def main(argv: list[str]) -> int:
     static_mib = int(total_mib * fraction)
     max_tokens = args.max_total_tokens or 65536
     kv_mib = max_tokens * kv_per_token // tp // 2**20
+    # Real SGLang listens only once the model is loaded: until then nothing answers on the
+    # port (40 s and more for real; the imports and the load are this sleep).
+    time.sleep(LOAD_SECONDS)
     log(f"Load weight begin. avail mem={total_mib / 1024:.2f} GB", 0)
-    if offline:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
         check_weights(args.model_path, args.revision)
+    declared = (config.get("quantization_config") or {}).get("quant_method")
+    if args.quantization in ("awq", "awq_marlin", "gptq", "gptq_marlin") and not declared:
+        scheduler_failed(f"ValueError: Cannot find the config file for {args.quantization}")
     if static_mib + ACTIVATION_RESERVE_MIB > total_mib:
         time.sleep(1)
         raise torch.OutOfMemoryError(
@@ -288,35 +299,37 @@ def main(argv: list[str]) -> int:
             f"GPU 0 has a total capacity of {total_mib / 1024:.2f} GiB of which "
             f"{(total_mib - static_mib) / 1024:.2f} GiB is free. "
             f"(--mem-fraction-static {fraction} leaves no room for activations)")
+    quant = f", quant={declared}, bits={config['quantization_config'].get('bits')}" \
+        if declared else ""
+    log(f"Load weight end. elapsed=0.15 s, type={(config.get('architectures') or ['?'])[0]}"
+        f"{quant}, avail mem={(total_mib - weights_mib) / 1024:.2f} GB, "
+        f"mem usage={weights_mib / 1024:.2f} GB.", 0)
+    if weights_mib + kv_mib > static_mib:
+        scheduler_failed(
+            "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. "
+            f"(weights {weights_mib} MiB + KV cache for {max_tokens} tokens {kv_mib} MiB > "
+            f"static pool {static_mib} MiB)")
+    log(f"KV Cache is allocated. dtype: torch.float16, #tokens: {max_tokens}, "
+        f"K size: {kv_mib / 2048:.2f} GB, V size: {kv_mib / 2048:.2f} GB", 0)
 
     state = State()
     try:
         os.makedirs(os.path.dirname(USAGE_FILE), exist_ok=True)
-        with open(USAGE_FILE, "w") as usage:
+        with open(USAGE_FILE, "w") as usage_file:
             json.dump({"pid": os.getpid(), "mib_per_gpu": min(static_mib, weights_mib + kv_mib)
-                       + 512}, usage)
+                       + 512}, usage_file)
     except OSError:
         pass
 
-    def load() -> None:
-        time.sleep(LOAD_SECONDS)
-        if weights_mib + kv_mib > static_mib:
-            state.failed = "memory"
-            log(f"Load weight end. avail mem={(total_mib - weights_mib) / 1024:.2f} GB", 0)
-            log("RuntimeError: Not enough memory. Please try to increase --mem-fraction-static. "
-                f"(weights {weights_mib} MiB + KV cache for {max_tokens} tokens {kv_mib} MiB > "
-                f"static pool {static_mib} MiB)", 0, level="error")
-            return
-        log(f"Load weight end. type=Qwen3ForCausalLM, dtype=torch.bfloat16, avail mem="
-            f"{(total_mib - weights_mib) / 1024:.2f} GB, mem usage={weights_mib / 1024:.2f} GB.", 0)
-        log(f"KV Cache is allocated. #tokens: {max_tokens}, K size: {kv_mib / 2048:.2f} GB, "
-            f"V size: {kv_mib / 2048:.2f} GB", 0)
+    def warm_up() -> None:
+        # Real SGLang answers /health 503 while its first (warm-up) request runs.
+        time.sleep(WARMUP_SECONDS)
         state.ready = True
         log("The server is fired up and ready to roll!")
 
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args, state))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(args, state, config))
     log(f"INFO:     Uvicorn running on http://{args.host}:{args.port} (Press CTRL+C to quit)")
-    threading.Thread(target=load, daemon=True).start()
+    threading.Thread(target=warm_up, daemon=True).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,174 @@
+"""The toolkit against what real SGLang 0.5.16 printed and answered on a real NVIDIA GPU
+(tests/fixtures/sglang-real/README.md: where, when and how each was captured)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import threading
+import types
+import urllib.error
+import urllib.request
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from operations.diagnosis import diagnose
+from operations.facts import JournalTail
+from operations.render import server_command
+from operations.settings import validate
+from scripts.gpu_host.serve_real import HOST_DATA
+from scripts.make_tiny_model import write
+from tests.conftest import FIXTURES, ROOT
+from tests.unit.flag_table import options
+
+REAL = FIXTURES / "sglang-real"
+RUNS = {run["run"]: run for run in json.loads((REAL / "runs.json").read_text())}
+EXITED = {"state": "exited", "reason": "server process 3926 exited while nothing listens on "
+          "the port yet"}
+# As many journal lines as the deploy reads (operations.facts.JournalTail).
+JOURNAL_LINES = JournalTail.command.__defaults__[0]
+
+
+def journal(name: str) -> list[str]:
+    return (REAL / name).read_text(errors="replace").splitlines()[-JOURNAL_LINES:]
+
+
+@pytest.mark.parametrize("log, key", [
+    ("kernel-other-torch.log", "abi-mismatch"),
+    ("missing-snapshot.log", "model-not-staged"),
+    ("oom.2026-11-25.log", "health-503"),
+    ("awq-on-plain-model.2026-11-25.log", "quantization-mismatch"),
+])
+def test_real_failure_is_named_from_the_journal_the_deploy_reads(log, key):
+    tail = journal(log)
+    diagnosis = diagnose({"unit": {"error": "no systemd"}, "journal": tail, "wait": EXITED,
+                          "health": {"status": 0}})
+    assert diagnosis.symptom is not None and diagnosis.symptom.key == key
+    assert diagnosis.evidence_line in [line.strip() for line in tail]
+
+
+def test_a_real_healthy_start_log_names_no_symptom():
+    """A signature that matched a healthy server's own lines would send the fleet after a
+    problem it does not have."""
+    lines = (REAL / "minimal-stable.first-start.log").read_text(errors="replace")
+    assert diagnose({"unit": {"error": "no systemd"}, "journal": lines.splitlines(),
+                     "health": {"status": 0}}).symptom is None
+
+
+def test_a_server_still_starting_is_not_the_memory_symptom():
+    """What the real first start gave a 5 s wait: nothing listening yet, nothing wrong."""
+    run = RUNS["minimal-stable (first start)"]
+    assert run["short_wait"]["state"] == "starting"
+    diagnosis = diagnose({"unit": {"error": "no systemd"}, "wait": run["short_wait"],
+                          "journal": journal("minimal-stable.first-start.log"),
+                          "health": {"status": 0}})
+    [line] = diagnosis.lines("gpu-01")
+    assert diagnosis.symptom is None and not diagnosis.healthy
+    assert "still starting after 5 s" in line and "raise health_timeout_s" in line
+    assert "mem-fraction" not in line
+
+
+def test_health_503_alone_is_not_the_memory_symptom():
+    diagnosis = diagnose({"unit": {"ActiveState": "active"}, "health": {"status": 503},
+                          "journal": journal("minimal-stable.first-start.log")[:30]})
+    assert diagnosis.symptom is None and "still warming up, or stuck" in diagnosis.lines("g")[0]
+
+
+def _tiny_config(tmp_path: Path, awq: bool) -> dict:
+    folder = tmp_path / ("awq" if awq else "plain")
+    write(folder, seed=1, awq=awq)
+    return json.loads((folder / "config.json").read_text())
+
+
+def test_the_argv_rendered_today_is_the_argv_real_sglang_served(tmp_path):
+    """minimal-stable on the GPU host: the chart's flags, --quantization awq because the model's
+    config.json declares AWQ."""
+    for run, model, awq in (("minimal-stable (first start)", "/tmp/tiny-awq", True),
+                            ("unquantized model, --quantization derived (none)", "/tmp/tiny",
+                             False)):
+        settings = validate("gpu-host", {**HOST_DATA, "model": model,
+                                         "stack": "cu13-0.5.16"})
+        command = server_command(settings, 1, options(), "0.5.16", _tiny_config(tmp_path, awq))
+        assert command.argv == RUNS[run]["argv"]
+        assert ("--quantization" in command.argv) == awq
+
+
+def test_the_tiny_awq_model_is_in_awqs_checkpoint_layout(tmp_path):
+    config = _tiny_config(tmp_path, awq=True)
+    assert config["quantization_config"] == {"quant_method": "awq", "bits": 4,
+                                             "group_size": 128, "zero_point": True,
+                                             "version": "gemm", "modules_to_not_convert": None}
+    assert config["torch_dtype"] == "float16"  # SGLang's awq computes in float16 only
+    header_size = int.from_bytes((tmp_path / "awq" / "model.safetensors").read_bytes()[:8],
+                                 "little")
+    header = json.loads((tmp_path / "awq" / "model.safetensors").read_bytes()[8:8 + header_size])
+    q = header["model.layers.0.mlp.down_proj.qweight"]
+    assert (q["dtype"], q["shape"]) == ("I32", [256, 16])  # in x out/8, 4-bit values packed
+    assert header["model.layers.0.mlp.down_proj.scales"]["shape"] == [2, 128]  # groups of 128
+    assert "model.layers.0.mlp.down_proj.weight" not in header
+
+
+@pytest.fixture(scope="module")
+def standin_server(tmp_path_factory):
+    """The lab's SGLang stand-in HTTP surface, ready, serving the tiny AWQ model."""
+    # The stand-in's packages without their __init__ (it reads the lab build's record).
+    for name in ("sglang", "sglang.srt"):
+        package = types.ModuleType(name)
+        package.__path__ = [str(ROOT / "lab" / "standin" / name.replace(".", "/"))]
+        sys.modules[name] = package
+    server_module = importlib.import_module("sglang.srt.standin_server")
+    config = _tiny_config(tmp_path_factory.mktemp("model"), awq=True)
+    args = argparse.Namespace(model_path="/tmp/tiny-awq", served_model_name=None, api_key=None,
+                              enable_metrics=False, port=8000)
+    state = server_module.State()
+    state.ready = True
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                server_module.make_handler(args, state, config))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
+        del sys.modules[name]
+
+
+REQUESTS = {"POST /generate": {"text": "The capital of France is",
+                               "sampling_params": {"max_new_tokens": 8, "temperature": 0}},
+            "POST /v1/chat/completions": {"model": "/tmp/tiny-awq", "max_tokens": 8,
+                                          "messages": [{"role": "user", "content": "Hi"}]},
+            "POST /v1/completions": {"model": "/tmp/tiny-awq", "prompt": "Hello",
+                                     "max_tokens": 4}}
+
+
+def _keys(value, prefix: str = "") -> set[str]:
+    """Every key path of a JSON answer (lists through their first item)."""
+    if isinstance(value, list):
+        return _keys(value[0], prefix + "[]") if value else set()
+    if not isinstance(value, dict):
+        return set()
+    return {p for k, v in value.items() for p in ({prefix + k} | _keys(v, prefix + k + "."))}
+
+
+@pytest.mark.parametrize("endpoint", sorted(json.loads((REAL / "answers.json").read_text())))
+def test_the_standin_answers_as_real_sglang_does(standin_server, endpoint):
+    real = json.loads((REAL / "answers.json").read_text())[endpoint]
+    method, path = endpoint.split(" ")
+    body = json.dumps(REQUESTS[endpoint]).encode() if method == "POST" else None
+    request = urllib.request.Request(standin_server + path, data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, kind, raw = response.status, response.headers.get("Content-Type"), \
+                response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, kind, raw = error.code, error.headers.get("Content-Type"), error.read().decode()
+    assert (status, kind) == (real["status"], real["content_type"])
+    try:
+        real_body = json.loads(real["body"])
+    except ValueError:  # empty (/health), or cut off at 3000 characters when recorded
+        assert raw == "" or real["body"] != ""
+        return
+    assert _keys(real_body) <= _keys(json.loads(raw))
