@@ -102,6 +102,10 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
     """The exact argv and environment of the service (without secrets); ``model_config``: the
     served model's config.json."""
     profile = settings.profile_def()
+    if settings.tp_size and settings.tp_size > gpu_count:
+        # Nothing in SGLang checks it before its scheduler ranks start and fail.
+        raise RenderError(f"tp_size is {settings.tp_size} but the host has {gpu_count} GPU(s): "
+                          "one rank per GPU; lower tp_size or leave it unset")
     mem_fraction = settings.mem_fraction_static or profile.mem_fraction_static
     max_tokens = settings.max_total_tokens or profile.max_total_tokens
     argv = [

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import socket
+import subprocess
 import sys
 import threading
 import types
@@ -172,3 +175,46 @@ def test_the_standin_answers_as_real_sglang_does(standin_server, endpoint):
         assert raw == "" or real["body"] != ""
         return
     assert _keys(real_body) <= _keys(json.loads(raw))
+
+
+def health_wait(port: int, timeout: float, runner: str, path: str | None = None) -> dict:
+    """files/health_wait.py as the deploy runs it, on a host with or without systemctl."""
+    env = {"PATH": path} if path is not None else None
+    done = subprocess.run([sys.executable, str(ROOT / "files" / "health_wait.py"), str(port),
+                           str(timeout), runner], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_health_wait_on_a_running_server_that_is_not_listening_yet_says_still_starting():
+    """Real SGLang's first 40 s or more: its process runs, its port is closed."""
+    result = health_wait(_free_port(), 1, f"pid:{os.getpid()}")
+    assert result["state"] == "starting" and not result["healthy"]
+    assert result["reason"] == ("still starting after 1 s (nothing listens on the port yet; the "
+                                "server runs)")
+
+
+def test_health_wait_without_systemctl_gives_a_line_not_a_traceback():
+    """Seen on the GPU host: FileNotFoundError 'systemctl' was the inference check's finding."""
+    result = health_wait(_free_port(), 1, "sglang.service", path="/nonexistent")
+    assert result["state"] == "starting"
+
+
+def test_health_wait_stops_when_the_server_process_exits():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    result = health_wait(_free_port(), 30, f"pid:{gone.pid}")
+    assert result["state"] == "exited" and f"server process {gone.pid} exited" in result["reason"]
+
+
+def test_health_wait_on_a_ready_server_generates(standin_server):
+    port = int(standin_server.rsplit(":", 1)[1])
+    result = health_wait(port, 5, f"pid:{os.getpid()}")
+    assert result["healthy"] and result["tokens"] == 8

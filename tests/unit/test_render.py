@@ -120,3 +120,26 @@ def test_systemd_word_escapes_specifiers_and_quotes_spaces():
     assert systemd_word("50%") == "\"50%%\""
     assert systemd_word("$HOME") == "\"$$HOME\""
     assert systemd_word("a b") == '"a b"'
+
+
+def test_quantization_is_what_the_models_config_declares():
+    settings = validate("gpu-01", {})
+    plain = {"architectures": ["LlamaForCausalLM"]}
+    assert "--quantization" not in server_command(settings, 1, options(), PINNED, plain).argv
+    argv = server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG).argv
+    assert argv[argv.index("--quantization") + 1] == "awq"
+
+
+def test_awq_asked_of_a_model_that_is_not_quantized_is_refused_before_the_unit():
+    """Real SGLang accepts the argv and fails 40 s later loading the weights."""
+    settings = validate("gpu-01", {"extra_flags": ["--quantization", "awq"]})
+    with pytest.raises(RenderError, match="is not quantized.*Cannot find the config file"):
+        server_command(settings, 1, options(), PINNED, {"architectures": ["LlamaForCausalLM"]})
+
+
+def test_more_tensor_parallel_ranks_than_gpus_is_refused_before_the_unit():
+    settings = validate("gpu-01", {"tp_size": 2})
+    with pytest.raises(RenderError, match="tp_size is 2 but the host has 1 GPU"):
+        server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG)
+    argv = server_command(settings, 2, options(), PINNED, CHART_MODEL_CONFIG).argv
+    assert argv[argv.index("--tp-size") + 1] == "2"
