@@ -29,7 +29,6 @@ def _ssh(host: dict) -> dict:
         "ssh_key": str(LAB_DIR / "ssh" / "id_ed25519"),
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "no",
-        "lab_profile": host["profile"],
     }
 
 

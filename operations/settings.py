@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -142,12 +143,46 @@ def _abs_path(host: str, key: str, value: Any) -> None:
            "may only contain letters, digits and . _ / -", value)
 
 
+def pyinfra_keys() -> frozenset[str]:
+    """The data keys pyinfra itself reads: its connectors' (``ssh_user``, ...) and its global
+    arguments (``_sudo``, ...)."""
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.api.connectors import get_all_connectors
+
+    keys = {name for name, _ in all_global_arguments() if name.startswith("_")}
+    for connector in get_all_connectors().values():
+        keys.update(getattr(connector, "data_meta", {}))
+    return frozenset(keys)
+
+
+def check_known_keys(host: str, data: dict[str, Any]) -> None:
+    """A mistyped key is an error, not a setting silently left at its default. Keys starting
+    with ``_`` that are not near a pyinfra argument are a group data file's own helpers."""
+    known = set(SETTING_NAMES) | pyinfra_keys()
+    for key in sorted(data):
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        if key.startswith("_") and not close:
+            continue
+        raise SettingsError(f"{host}: unknown setting {key!r}" + (
+            f": did you mean {close[0]!r}?" if close else
+            ": not a setting of this toolkit (README: Settings) nor a pyinfra connection or "
+            "privilege key"))
+
+
 def validate(host: str, data: dict[str, Any]) -> Settings:
     """Build one host's settings from its data, or raise SettingsError naming host and key."""
+    check_known_keys(host, data)
     values = {k: data[k] for k in SETTING_NAMES if k in data and data[k] is not None}
     if str(values.get("remediate")).lower() in ("true", "false"):  # pyinfra --data gives text
         values["remediate"] = str(values["remediate"]).lower() == "true"
     settings = Settings(**values)
+    for key in ("stack", "profile"):  # looked up by name below: a name first
+        _check(host, key, isinstance(getattr(settings, key), str), "must be a string (a name)",
+               getattr(settings, key))
+    _check(host, "custom_stacks", isinstance(settings.custom_stacks, dict),
+           "must map a stack name to an operations.stacks.Stack", settings.custom_stacks)
     stacks = {**STACKS, **settings.custom_stacks}
     _check(host, "custom_stacks", all(isinstance(s, Stack) for s in stacks.values()),
            "values must be operations.stacks.Stack", settings.custom_stacks)

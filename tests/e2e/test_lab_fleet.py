@@ -231,6 +231,16 @@ def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
     assert "Starting operation" not in out
 
 
+def test_mistyped_setting_in_data_is_refused_with_the_closest_name(fleet):
+    """`--data profil=debugging` used to end "No change" on every host: the user believed the
+    profile had changed."""
+    result = deploy(extra=("--data", "profil=debugging"))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "unknown setting 'profil': did you mean 'profile'?" in out
+    assert "Starting operation" not in out
+
+
 def running(processes: list[tuple[int, str]]) -> list[int]:
     """Those that have not exited (zombies have: see lab.py)."""
     alive = []

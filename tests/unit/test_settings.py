@@ -109,3 +109,28 @@ def test_roll_batch_must_be_a_count_or_a_percentage_and_the_same_on_every_rollin
     fleet = fleet_settings({"gpu-1": {"roll_batch": 2}, "gw": {"roll_batch": "50%"}},
                            rolling={"gpu-1"})
     assert fleet["gpu-1"].roll_batch == 2
+
+
+def test_a_mistyped_setting_stops_the_run_with_the_closest_name():
+    with pytest.raises(SettingsError, match=r"gpu-02: unknown setting 'profil': did you mean "
+                                            r"'profile'\?"):
+        fleet_settings({"gpu-01": {}, "gpu-02": {"profil": "debugging"}})
+    with pytest.raises(SettingsError, match=r"unknown setting '_sduo': did you mean '_sudo'"):
+        validate("gpu-01", {"_sduo": True})
+    with pytest.raises(SettingsError, match="'zzzz': not a setting of this toolkit"):
+        validate("gpu-01", {"zzzz": 1})
+
+
+def test_pyinfras_own_keys_and_private_helpers_are_not_settings_errors():
+    validate("gpu-01", {"ssh_user": "ubuntu", "ssh_port": 2222, "_sudo": True,
+                        "_sudo_password": "x", "docker_identifier": "c1", "_MODEL": {}})
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("stack", ["cu13-stable"], "must be a string"), ("profile", 3, "must be a string"),
+    ("custom_stacks", "abc", "must map a stack name"), ("port", "8000x", "must be an integer"),
+    ("remediate", "maybe", "must be true or false"), ("extra_flags", "--x", "a list of strings"),
+])
+def test_a_setting_of_the_wrong_type_names_the_expected_type(key, value, expected):
+    with pytest.raises(SettingsError, match=f"gpu-01: setting '{key}' = .*{expected}"):
+        validate("gpu-01", {key: value})
