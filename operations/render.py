@@ -60,7 +60,9 @@ def express(intent: str, accepted: Collection[str], sglang_version: str) -> list
 # The API key reaches SGLang in a --config file that systemd hands the service as a credential
 # (%d is the service's credentials directory): never in argv. SGLang 0.5.23 logs its server
 # arguments, the key included, at INFO level: with a key the log level is warning.
-API_KEY_CREDENTIAL = "sglang-config.json"
+# SGLang reads --config only from a file named .yaml or .yml ("Config file must be YAML format,
+# got: .json"); the content is JSON, which is YAML.
+API_KEY_CREDENTIAL = "sglang-config.yaml"
 API_KEY_FLAGS = ["--config", f"%d/{API_KEY_CREDENTIAL}", "--log-level", "warning"]
 
 

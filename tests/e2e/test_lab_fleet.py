@@ -87,7 +87,7 @@ def test_charts_literal_line_is_refused_and_service_left_running(fleet, tmp_path
     result = deploy(tmp_path, {"lab-1": {"extra_flags": CHART_FLAGS}})
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "lab-1: SGLang 0.5.23 rejects the server argv, the service was left as it was" in out
+    assert "lab-1: SGLang 0.5.23 refuses the server argv, the service was left as it was" in out
     assert "ambiguous option: --disable-flashinfer could match" in out
     assert ssh("lab-1", "systemctl show -p MainPID --value sglang; "
                "md5sum /etc/systemd/system/sglang.service").stdout == before

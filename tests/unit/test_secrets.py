@@ -46,12 +46,12 @@ def test_api_key_goes_through_a_credential_not_argv():
     settings = validate("gpu-05", {})
     command = server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG, api_key=True)
     assert "--api-key" not in command.argv
-    assert command.argv[-4:] == ["--config", "%d/sglang-config.json", "--log-level", "warning"]
+    assert command.argv[-4:] == ["--config", "%d/sglang-config.yaml", "--log-level", "warning"]
     parsed = dry_parse(command.argv[3:])
-    assert parsed.config == "%d/sglang-config.json" and parsed.log_level == "warning"
+    assert parsed.config == "%d/sglang-config.yaml" and parsed.log_level == "warning"
     unit = render_files(settings, command, PINNED)[UNIT_PATH]
-    assert "LoadCredential=sglang-config.json:/etc/sglang/api-key.json" in unit
-    assert "--config %d/sglang-config.json" in unit  # the specifier, not escaped
+    assert "LoadCredential=sglang-config.yaml:/etc/sglang/api-key.json" in unit
+    assert "--config %d/sglang-config.yaml" in unit  # the specifier, not escaped
 
 
 def test_no_credential_without_an_api_key():

@@ -229,6 +229,9 @@ def merge_config(argv: list[str]) -> list[str]:
     if "--config" not in argv:
         return argv
     at = argv.index("--config")
+    extension = os.path.splitext(argv[at + 1])[1]
+    if extension not in (".yaml", ".yml"):  # SGLang 0.5.16 and 0.5.23's own check and words
+        raise ValueError(f"Config file must be YAML format, got: {extension}")
     with open(argv[at + 1]) as handle:
         config = json.load(handle)  # JSON is YAML; the stand-in has no YAML parser
     merged: list[str] = []
