@@ -3,11 +3,12 @@ router in front of them, the wheelhouse to the fleet's copy of its stacks.
 
     pyinfra inventory.py deploy.py
 
-Only orders the stages; each stage is a module of operations/. Every host declares every stage
-and each stage runs only on its role's hosts (operations/roles.py), so the fleet moves through
-the stages together: the wheelhouse is filled before any worker installs, and the router runs
-before any worker joins it. On workers, stages 4 to 6 run in rolling batches
-(operations/rollout.py): a change that restarts serving hosts goes a batch at a time.
+Only orders the stages; each stage is a module of operations/. A host declares the stages of
+its roles only (operations/roles.py); fleet steps (rollout.fleet_step) keep the fleet moving
+through the stages together: the wheelhouse is filled before any worker installs, and the router
+runs before any worker joins it. On workers, stages 4 to 6 run
+in rolling batches (operations/rollout.py): a change that restarts serving hosts goes a batch at
+a time, each host in its own batch.
 """
 
 from pyinfra import host
@@ -17,6 +18,7 @@ from operations import (
     gateway,
     health,
     preflight,
+    preview,
     python_env,
     roles,
     rollout,
@@ -36,8 +38,6 @@ def prepare(settings: Settings) -> None:
     preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
     system_packages.install(settings)
     weights.on_worker(settings)
-    rollout.planned(name="Rollout plan: serving now, and with which configuration",
-                    settings=settings)
 
 
 @deploy("Rolling batch")
@@ -55,12 +55,22 @@ def converge(settings: Settings) -> None:
     health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
                    restart=restart)
     rollout.recorded(name="Record the configuration it is healthy with", settings=settings)
+    preview.watch(stack=venv, unit=unit, restart=restart)
     gateway.joined(name="In every router, healthy", settings=settings)
 
 
 if run.allowed():  # else the host fails at once, with what its login or model lacks
-    wheelhouse.serve(settings, _if=roles.is_wheelhouse)
-    gateway.install(settings, _if=roles.is_gateway)
-    prepare(settings, _if=roles.is_worker)
-    for batch in host.loop(rollout.batch_numbers()):
-        converge(settings, _if=rollout.turn(host.name, batch))
+    if roles.is_wheelhouse():
+        wheelhouse.serve(settings)
+    if roles.is_gateway():
+        gateway.install(settings)
+    rollout.fleet_step(name="Fleet: wheelhouse and routers ready before workers change")
+    if roles.is_worker():
+        prepare(settings)
+        mine = rollout.batch_of_this_host()
+        for batch in host.loop(rollout.batch_numbers()):
+            if batch == mine:
+                rollout.roll_goes_on(name="The roll goes on: earlier batches healthy",
+                                     number=batch)
+                converge(settings)
+            rollout.fleet_step(name="Fleet: batch done")

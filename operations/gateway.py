@@ -21,13 +21,12 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
-from pyinfra.operations.util import any_changed
 
-from operations import FILES_DIR
+from operations import FILES_DIR, restarts
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson
 from operations.python_env import pip_install
 from operations.report import note
-from operations.roles import address, is_gateway, router_urls, settings_of, workers
+from operations.roles import address, router_urls, settings_of, workers
 from operations.settings import Settings
 from operations.system_packages import system_user
 
@@ -78,10 +77,8 @@ def install(settings: Settings) -> None:
         src=str(FILES_DIR / "sglang-router.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, venv=router_venv(settings),
         worker_urls=urls, router_user=ROUTER_USER)
-    # Decided when it runs (_if): .changed here would read every host while the deploy loads.
-    # An operation's own _if replaces its deploy's: the role is named again.
-    systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,
-                    daemon_reload=True, _if=[is_gateway, any_changed(unit, venv)])
+    restarts.after(name=f"{UNIT} restarted after a change", service=UNIT,
+                   changes=[unit, venv], daemon_reload=True)
     systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
                     enabled=True)
 

@@ -14,7 +14,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import hub, weights
+from operations import hub, preview, weights
 from operations.facts import FreeDiskGb, NvidiaGpus, Pid1, PortListener
 from operations.nvidia import driver_major
 from operations.outcome import fail
@@ -141,6 +141,7 @@ def refused(line: str):
 
     + line: the failure's line (``Failure.line``)
     """
+    preview.refused([line])
     yield fail([line])
 
 
@@ -166,4 +167,6 @@ def checklist(settings: Settings):
         model_missing=model_missing,
     )
     if failures:
-        yield fail([failure.line(host.name) for failure in failures])
+        lines = [failure.line(host.name) for failure in failures]
+        preview.refused(lines)
+        yield fail(lines)

@@ -7,6 +7,7 @@ import atexit
 from pyinfra import state
 from pyinfra.api.state import BaseStateCallback
 
+from operations import preview
 from operations.rollout import PLAN, summary
 
 _outcomes: dict[str, str] = {}
@@ -21,11 +22,18 @@ class _Recorder(BaseStateCallback):
 
     @staticmethod
     def operation_host_error(state, host, op_hash, retry_count=0, max_retries=0) -> None:
+        if host.name in PLAN.untouched:
+            return  # not failed: left as it was (below)
         names = ", ".join(state.get_op_meta(op_hash).names)
         _outcomes.setdefault(host.name, f"FAILED at {names!r}")
 
 
 def _print_summary(verb: str) -> None:
+    if verb == "deploy" and preview.is_preview():
+        print("\n--> Plan (a preview: nothing was changed on any host):")
+        for line in preview.lines():
+            print(f"    {line}")
+        return
     if not state.is_executing and not _outcomes:
         return  # stopped before execution (e.g. bad settings): nothing ran on any host
     names = [h.name for h in state.inventory]

@@ -2,17 +2,21 @@
 batch healthy before the next starts; a failed batch stops the roll and the rest of the fleet
 keeps serving its previous configuration.
 
-Which hosts roll is decided from the hosts themselves, once, before any host changes: a host
-*rolls* when it serves now (/health 200) and the configuration it was last healthy with (a
-fingerprint recorded on the host) differs from this run's. Every other host (nothing serving
-yet, or nothing to change) goes in batch 0, at once: it has no capacity to lose. So a first
-deploy goes all at once and a no-op run is one batch.
+Which hosts roll is decided from the hosts themselves, once, when the deploy is loaded and
+before any host changes: a host *rolls* when it serves now (/health 200) and the configuration
+it was last healthy with (a fingerprint recorded on the host) differs from this run's. Every
+other host (nothing serving yet, or nothing to change) goes in batch 0, at once: it has no
+capacity to lose. So a first deploy goes all at once and a no-op run is one batch. A host
+declares its stages in its own batch only, so a preview (``--dry``) shows each host's own
+operations and whether they change, and the plan it prints is the one the run follows.
 
 Example::
 
-    rollout.planned(settings=settings)
+    mine = rollout.batch_of_this_host()
     for batch in host.loop(rollout.batch_numbers()):
-        converge(settings, _if=rollout.turn(host.name, batch))  # ends with rollout.recorded
+        if batch == mine:
+            rollout.roll_goes_on(number=batch)
+            converge(settings)  # ends with rollout.recorded
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import hashlib
 import json
 import math
 import shlex
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field
 
+import gevent
 from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
+from pyinfra.api.host import Host
 
 from operations import roles, secrets
 from operations.facts import HEALTH_CODE, PythonJson
+from operations.outcome import fail
 from operations.settings import RESTART_SETTINGS, Settings
 
 
@@ -59,17 +66,11 @@ def fleet_batch_size() -> int:
     return batch_size(roles.settings_of(workers[0]).roll_batch, len(workers)) if workers else 1
 
 
-def batch_numbers() -> range:
-    """Batch 0, then as many rolling batches as the whole fleet could need: the same on every
-    host, so that every host declares the same operations."""
-    workers = roles.workers()
-    return range(1 + math.ceil(len(workers) / fleet_batch_size())) if workers else range(0)
-
-
 @dataclass
 class Plan:
-    """Filled by ``planned`` on every host before the first batch starts."""
+    """Filled by ``plan_fleet`` when the deploy is loaded, before any host changes."""
 
+    planned: bool = False
     order: list[str] = field(default_factory=list)  # the inventory's
     serving: dict[str, bool] = field(default_factory=dict)
     changes: dict[str, bool] = field(default_factory=dict)
@@ -94,36 +95,69 @@ class Plan:
 PLAN = Plan()
 
 
+_PLANNING = threading.Lock()
+
+
+def _status(worker: Host) -> dict:
+    """/health and the recorded fingerprint of one worker (one round trip)."""
+    settings = roles.settings_of(worker)
+    return worker.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
+                           args=(f"http://127.0.0.1:{settings.port}/health",
+                                 record_path(settings)))
+
+
+def plan_fleet() -> Plan:
+    """Fill PLAN once per run, reading every connected worker in parallel; every host's deploy
+    load waits for it."""
+    with _PLANNING:
+        if not PLAN.planned:
+            workers = [h for h in roles.workers() if h in state.activated_hosts]
+            reads = {h.name: gevent.spawn(_status, h) for h in workers}
+            gevent.joinall(list(reads.values()))
+            PLAN.order = [h.name for h in roles.workers()]
+            PLAN.size = fleet_batch_size()
+            for worker in workers:
+                found = reads[worker.name].value or {}
+                PLAN.serving[worker.name] = found.get("status") == 200
+                PLAN.changes[worker.name] = found.get("record") != fingerprint(
+                    worker.name, roles.settings_of(worker))
+            PLAN.planned = True
+    return PLAN
+
+
+def batch_of_this_host() -> int | None:
+    return plan_fleet().batch_of(host.name)
+
+
+def batch_numbers() -> range:
+    """Batch 0, then the rolling batches: the same on every host."""
+    return range(len(plan_fleet().batches()))
+
+
 @operation(is_idempotent=True)
-def planned(settings: Settings):
-    """Read whether this host serves now and with which configuration (one round trip); it
-    changes nothing.
-
-    + settings: the host's validated settings
-    """
-    found = host.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
-                          args=(f"http://127.0.0.1:{settings.port}/health",
-                                record_path(settings)))
-    PLAN.order = [h.name for h in roles.workers()]
-    PLAN.size = fleet_batch_size()
-    PLAN.serving[host.name] = found.get("status") == 200
-    PLAN.changes[host.name] = found.get("record") != fingerprint(host.name, settings)
+def fleet_step():
+    """Declared by every host at the same point of the deploy: pyinfra runs an operation after
+    the operations each host declared before it, so no host goes past this point before every
+    host reached it: a stage of some hosts (a rolling batch, the wheelhouse) ends before the
+    next stage of the others begins. Changes nothing."""
     return
-    yield  # an operation is a generator; this one only reads
+    yield  # an operation is a generator
 
 
-def turn(host_name: str, number: int) -> Callable[[], bool]:
-    """For ``_if``: whether batch ``number`` is this host's, and the roll still goes on."""
+@operation(is_idempotent=True)
+def roll_goes_on(number: int):
+    """First in a rolling batch after the first: if a host of an earlier batch failed, the roll
+    stops here and this host is left untouched, serving its previous configuration.
 
-    def is_turn() -> bool:
-        if PLAN.batch_of(host_name) != number:
-            return False
-        if number and PLAN.stopped_before(number, {h.name for h in state.failed_hosts}):
-            PLAN.untouched.add(host_name)
-            return False
-        return True
-
-    return is_turn
+    + number: this host's batch
+    """
+    if not state.is_executing or number < 2:
+        return  # a preview, or nothing before it: the roll goes on
+    stopped = PLAN.stopped_before(number, {h.name for h in state.failed_hosts})
+    if stopped:
+        PLAN.untouched.add(host.name)
+        yield fail([f"{host.name}: untouched: the roll stopped after {', '.join(stopped)} "
+                    "failed; it serves its previous configuration"])
 
 
 @operation(is_idempotent=True)

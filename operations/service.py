@@ -22,7 +22,7 @@ from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
-from operations import FILES_DIR, remediation, secrets, weights
+from operations import FILES_DIR, preview, remediation, secrets, weights
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -159,6 +159,13 @@ def written(settings: Settings):
         if "error" in parsed:
             yield fail([rejection(host.name, parsed, parser["version"])])
             return
+    if not unchanged:
+        preview.show_diff(UNIT_PATH, host.get_fact(FileContents, path=UNIT_PATH),
+                          rendered[UNIT_PATH])
+    if host.get_fact(Sha256File, path=ENV_PATH) != hashlib.sha256(
+            rendered[ENV_PATH].encode()).hexdigest():
+        preview.show_diff(ENV_PATH, host.get_fact(FileContents, path=ENV_PATH),
+                          rendered[ENV_PATH])
     # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
     # (operations/weights.py).
     yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])

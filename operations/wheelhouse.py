@@ -26,9 +26,9 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR, weights
+from operations import FILES_DIR, restarts, weights
 from operations.python_env import pip_sources, wanted_record
-from operations.roles import apt_proxy, is_wheelhouse, settings_of, workers
+from operations.roles import apt_proxy, settings_of, workers
 from operations.settings import Settings
 
 UNIT = "sglang-wheelhouse.service"
@@ -88,10 +88,8 @@ def serve(settings: Settings) -> None:
                  cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     conf = files.put(name="apt-cacher-ng: upstream proxy and retries",
                      src=StringIO(apt_cache_conf(settings)), dest=APT_CACHE_CONF)
-    # Decided when it runs (_if): .changed here would read every host while the deploy loads.
-    # An operation's own _if replaces its deploy's: the role is named again.
-    systemd.service(name="apt-cacher-ng restarted after a change", service="apt-cacher-ng",
-                    restarted=True, _if=[is_wheelhouse, conf.did_change])
+    restarts.after(name="apt-cacher-ng restarted after a change", service="apt-cacher-ng",
+                   changes=[conf])
     systemd.service(name="apt-cacher-ng running", service="apt-cacher-ng", running=True,
                     enabled=True)
     fleet = {s.stack: s for s in map(settings_of, workers())}
@@ -103,8 +101,8 @@ def serve(settings: Settings) -> None:
         name=f"{UNIT}: the stacks and models over HTTP",
         src=str(FILES_DIR / f"{UNIT}.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
-    systemd.service(name=f"{UNIT} restarted after a change", service=UNIT, restarted=True,
-                    daemon_reload=True, _if=[is_wheelhouse, unit.did_change])
+    restarts.after(name=f"{UNIT} restarted after a change", service=UNIT, changes=[unit],
+                   daemon_reload=True)
     systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
                     enabled=True)
 

@@ -59,26 +59,29 @@ def _env(fleet: Path | None) -> dict[str, str]:
 
 def deploy(tmp_path: Path | None = None, overrides: dict[str, dict] | None = None,
            script: str = "deploy.py", extra: tuple[str, ...] = (),
-           fleet: Path | None = None) -> subprocess.CompletedProcess:
+           fleet: Path | None = None, preview: bool = False) -> subprocess.CompletedProcess:
     """Run ``pyinfra inventory.py deploy.py``; ``overrides`` adds settings per lab host through
-    a fleet file (``fleet_file``); ``fleet``: a fleet file of the test's own."""
+    a fleet file (``fleet_file``); ``fleet``: a fleet file of the test's own; ``preview``: with
+    ``--dry --diff`` (and change detection, so without ``-y``) instead."""
     if overrides:
         fleet = fleet_file(tmp_path, overrides)
+    how = ["--dry", "--diff"] if preview else ["-y"]
     # No terminal and no stdin: a run that would stop at a password prompt fails instead.
-    return subprocess.run([PYINFRA, "-y", "inventory.py", script, *extra], capture_output=True,
+    return subprocess.run([PYINFRA, *how, "inventory.py", script, *extra], capture_output=True,
                           text=True, cwd=ROOT, env=_env(fleet), timeout=900,
                           stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def deploy_with_gateway(tmp_path: Path, **settings) -> subprocess.CompletedProcess:
-    """A deploy of the lab's workers and lab-gw (gateway and wheelhouse) with ``settings`` on
-    every worker."""
+def deploy_with_gateway(tmp_path: Path, preview: bool = False,
+                        **settings) -> subprocess.CompletedProcess:
+    """A deploy (or its ``preview``) of the lab's workers and lab-gw (gateway and wheelhouse)
+    with ``settings`` on every worker."""
     fleet = tmp_path / "fleet.py"
     fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
                      f"_settings = {settings!r}\n"
                      "gpu_servers = [(n, {**d, **_settings}) for n, d in lab_hosts()]\n"
                      "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
-    return deploy(fleet=fleet)
+    return deploy(fleet=fleet, preview=preview)
 
 
 def start_deploy(tmp_path: Path, overrides: dict[str, dict]) -> subprocess.Popen:

@@ -102,6 +102,40 @@ def test_the_router_runs_as_its_own_sandboxed_user(first):
     assert "NoNewPrivileges=yes" in found
 
 
+def hosts_state() -> dict[str, str]:
+    """What a run would change on every host: its files' hashes, its services' processes."""
+    files = {name: "/etc/systemd/system/sglang.service /etc/sglang/sglang.env "
+                   "/opt/sglang/deployed.fingerprint" for name in WORKERS}
+    files["lab-gw"] = ("/etc/systemd/system/sglang-router.service "
+                       "/etc/systemd/system/sglang-wheelhouse.service")
+    return {name: ssh(name, f"sha256sum {paths} 2>&1; systemctl show -p MainPID,NRestarts "
+                            "sglang sglang-router sglang-wheelhouse 2>&1").stdout
+            for name, paths in files.items()}
+
+
+def test_a_preview_shows_each_roles_files_and_the_plan_and_changes_nothing(first, tmp_path):
+    """The same change as the next test's: the plan here is the batches it then rolls."""
+    before = hosts_state()
+    preview = deploy_with_gateway(tmp_path, preview=True, max_total_tokens=2048, roll_batch=1)
+    out = preview.stdout + preview.stderr
+    assert preview.returncode == 0, out
+    assert hosts_state() == before
+    for name in WORKERS:  # the one file that changes, on each worker, and only that
+        assert f"[{name}]  Will modify /etc/systemd/system/sglang.service" in out
+    shown = set(re.findall(r"\[(lab-\w+)\] +Will (?:modify|create) (\S+)", out))
+    assert {path for _, path in shown} <= {"/etc/systemd/system/sglang.service",
+                                          "/etc/sglang/sglang.env"}, shown  # no other role's
+    assert "--max-total-tokens 2048" in out  # in the unit's diff
+    # No "conditional change": each operation changes a host or does not.
+    table = out.split("Detected changes:")[1].split("\n\n")[0].splitlines()[2:]
+    assert table and not [row for row in table if row.rstrip().endswith(")")], table
+    assert "Plan (a preview: nothing was changed on any host)" in out
+    assert f"write a new unit: {', '.join(WORKERS)}" in out
+    for number, name in enumerate(WORKERS, start=1):
+        assert (f"restart in rolling batch {number} (each batch healthy before the next): "
+                f"{name}") in out
+
+
 def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first, tmp_path):
     codes: list[int] = []
     done = threading.Event()

@@ -1,0 +1,88 @@
+"""The plan a preview shows: ``pyinfra inventory.py deploy.py --dry [--diff]`` ends with which
+hosts would change their stack, get a new unit, restart (and in which rolling batch) or fail
+preflight. It is read from the same operations and the same rollout plan the real run follows.
+
+Example::
+
+    venv = python_env.stack_installed(settings=settings)
+    preview.watch(stack=venv)            # at deploy load; read when the preview ends
+    print("\\n".join(preview.lines()))
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra import host, logger, state
+from pyinfra.api.operation import OperationMeta
+from pyinfra.api.output import format_text
+from pyinfra.api.state import StateStage
+from pyinfra.operations.util.files import generate_color_diff
+
+from operations.rollout import PLAN
+
+WATCHED: dict[str, dict[str, OperationMeta]] = {}
+REFUSED: dict[str, list[str]] = {}  # host -> why it fails before any change
+
+
+def watch(**operations: OperationMeta) -> None:
+    """Remember this host's operations that a plan line is about (stack, unit, restart)."""
+    WATCHED.setdefault(host.name, {}).update(operations)
+
+
+def refused(lines: list[str]) -> None:
+    """This host fails before changing anything (preflight): the lines it would fail with."""
+    REFUSED[host.name] = lines
+
+
+# Environment lines whose value is a secret by its name: shown masked.
+_SECRET_NAME = re.compile(r"^([A-Z0-9_]*(TOKEN|KEY|SECRET|PASSWORD)[A-Z0-9_]*)=.*$")
+
+
+def show_diff(path: str, current: list[str] | None, wanted: str) -> None:
+    """Under ``--diff``, before a run: what pyinfra shows for its own files (``Will modify``
+    and the changed lines), for a file a stage writes itself; secret values masked."""
+    if not state.config.DIFF or state.is_executing:
+        return
+
+    def masked(lines: list[str]) -> list[str]:
+        return [_SECRET_NAME.sub(r"\1=(secret, not shown)", line.rstrip("\n")) + "\n"
+                for line in lines]
+
+    host.log(f"Will {'modify' if current else 'create'} {format_text(path, bold=True)}",
+             logger.info)
+    for line in generate_color_diff(masked(current or []), masked(wanted.splitlines())):
+        logger.info("  %s", line)
+    logger.info("")
+
+
+def is_preview() -> bool:
+    """A run that stopped after detecting changes: ``--dry``, or a run not confirmed."""
+    return state.current_stage == StateStage.Prepare and state.should_check_for_changes()
+
+
+def _changing(what: str) -> list[str]:
+    return [name for name, operations in WATCHED.items() if name not in REFUSED
+            and operations.get(what) is not None and operations[what]._maybe_is_change]
+
+
+def lines() -> list[str]:
+    """The plan, a line per kind of change; hosts in inventory order."""
+    order = {h.name: number for number, h in enumerate(state.inventory)}
+    listed = lambda names: ", ".join(sorted(names, key=order.get)) or "none"  # noqa: E731
+    restarting = set(_changing("restart"))
+    batches = [[n for n in members if n not in REFUSED] for members in PLAN.batches()]
+    found = [f"install or change the stack: {listed(_changing('stack'))}",
+             f"write a new unit: {listed(_changing('unit'))}"]
+    at_once = [n for n in batches[0] if n in restarting] if batches else []
+    if at_once:
+        found.append(f"(re)start at once, nothing to roll (not serving yet): {listed(at_once)}")
+    for number, members in enumerate(batches[1:], start=1):
+        found.append(f"restart in rolling batch {number} (each batch healthy before the next): "
+                     f"{listed(members)}")
+    if not restarting and not any(batches[1:]):
+        found.append("restart: none")
+    for name, why in sorted(REFUSED.items(), key=lambda item: order.get(item[0], 0)):
+        found.append(f"fail preflight, changing nothing: {name}")
+        found.extend(f"  {line}" for line in why)
+    return found
