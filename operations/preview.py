@@ -78,6 +78,8 @@ def lines() -> list[str]:
     if at_once:
         found.append(f"(re)start at once, nothing to roll (not serving yet): {listed(at_once)}")
     for number, members in enumerate(batches[1:], start=1):
+        if not members:
+            continue
         found.append(f"restart in rolling batch {number} (each batch healthy before the next): "
                      f"{listed(members)}")
     if not restarting and not any(batches[1:]):

@@ -13,9 +13,12 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pyinfra import host, inventory
 from pyinfra.api.host import Host
 
+from operations import hub
 from operations.settings import Settings, validate
 
 GATEWAYS = "sglang_gateways"
@@ -45,7 +48,11 @@ def address(of: Host) -> str:
 
 
 def settings_of(of: Host) -> Settings:
-    return validate(of.name, of.data.dict())  # validated for the whole fleet before any op
+    """A host's settings as its own deploy runs with them: validated (for the whole fleet,
+    before any operation), with the model's pinned commit as ``model_revision``."""
+    settings = validate(of.name, of.data.dict())
+    pin = hub.FLEET.pins.get(of.name)
+    return replace(settings, model_revision=pin.commit) if pin else settings
 
 
 def wheelhouse() -> Host | None:

@@ -99,11 +99,12 @@ _PLANNING = threading.Lock()
 
 
 def _status(worker: Host) -> dict:
-    """/health and the recorded fingerprint of one worker (one round trip)."""
+    """/health and the recorded fingerprint of one worker (one round trip), read without sudo:
+    a login that cannot get root is refused by its own deploy, not here."""
     settings = roles.settings_of(worker)
     return worker.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
                            args=(f"http://127.0.0.1:{settings.port}/health",
-                                 record_path(settings)))
+                                 record_path(settings)), _sudo=False)
 
 
 def plan_fleet() -> Plan:

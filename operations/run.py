@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-from dataclasses import replace
 
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
@@ -75,8 +74,7 @@ def host_settings(verb: str) -> Settings:
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
-    pin = hub.FLEET.pins.get(host.name)
-    return replace(fleet[host.name], model_revision=pin.commit) if pin else fleet[host.name]
+    return roles.settings_of(host)
 
 
 def _login_failure() -> preflight.Failure | None:

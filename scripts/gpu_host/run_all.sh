@@ -10,6 +10,19 @@ export PYTHONUNBUFFERED=1
 py=/opt/torch/.venv/bin/python
 serve() { echo "== $*"; $py scripts/gpu_host/serve_real.py --out "$results" "$@"; }
 data_tiny="--data model=/tmp/tiny-awq --data stack=cu13-0.5.16"
+# The fleet verification against the server left running, with this host's settings.
+verify() {
+    label=$1
+    shift
+    echo "== pytest tests/verify --hosts local:// ($label)"
+    $py -m pytest -p no:cacheprovider tests/verify --hosts=local:// -q -rA \
+        --sglang-data venv_path=/opt/torch/.venv --sglang-data model=/tmp/tiny-awq \
+        --sglang-data stack=cu13-0.5.16 --sglang-data bind_address=127.0.0.1 \
+        --sglang-data service_user=root --sglang-data install_dir=/tmp/sglang \
+        --sglang-data model_cache_dir=/tmp/sglang-hf --sglang-data min_free_disk_gb=10 \
+        "$@" --junitxml="$results/$label-junit.xml" > "$results/$label.txt" 2>&1
+    tail -25 "$results/$label.txt"
+}
 
 case $part in
 install)
@@ -26,14 +39,7 @@ install)
 healthy)
     serve kernel-check kernel-ok $data_tiny
     serve serve minimal-stable $data_tiny --data profile=minimal-stable --short-wait 5 --keep
-    echo "== pytest tests/verify --hosts local://"
-    $py -m pytest -p no:cacheprovider tests/verify --hosts=local:// -q -rA \
-        --sglang-data venv_path=/opt/torch/.venv --sglang-data model=/tmp/tiny-awq \
-        --sglang-data stack=cu13-0.5.16 --sglang-data bind_address=127.0.0.1 \
-        --sglang-data service_user=root --sglang-data install_dir=/tmp/sglang \
-        --sglang-data model_cache_dir=/tmp/sglang-hf --sglang-data min_free_disk_gb=10 \
-        --junitxml="$results/verify-junit.xml" > "$results/verify.txt" 2>&1
-    tail -40 "$results/verify.txt"
+    verify verify
     serve stop
     serve serve debugging $data_tiny --data profile=debugging
     serve serve fast $data_tiny --data profile=fast
@@ -56,15 +62,7 @@ failures)
 again)
     serve serve fast $data_tiny --data profile=fast --timeout 400
     serve serve minimal-stable-2 $data_tiny --keep
-    echo "== pytest tests/verify --hosts local://"
-    $py -m pytest -p no:cacheprovider tests/verify --hosts=local:// -q -rA \
-        --sglang-data venv_path=/opt/torch/.venv --sglang-data model=/tmp/tiny-awq \
-        --sglang-data stack=cu13-0.5.16 --sglang-data bind_address=127.0.0.1 \
-        --sglang-data service_user=root --sglang-data install_dir=/tmp/sglang \
-        --sglang-data model_cache_dir=/tmp/sglang-hf --sglang-data min_free_disk_gb=10 \
-        --sglang-data 'gpu_compute_capability="9.0"' \
-        --junitxml="$results/verify-2-junit.xml" > "$results/verify-2.txt" 2>&1
-    tail -25 "$results/verify-2.txt"
+    verify verify-2 --sglang-data 'gpu_compute_capability="9.0"'
     serve stop
     serve serve fraction-1 $data_tiny --data mem_fraction_static=1 --timeout 180
     ;;
