@@ -14,21 +14,18 @@ a time, each host in its own batch.
 from pyinfra import host
 from pyinfra.api import deploy
 
-from operations import (
+from operations import preview, roles, rollout, run
+from operations.settings import Settings
+from operations.stages import (
     gateway,
     health,
     preflight,
-    preview,
     python_env,
-    roles,
-    rollout,
-    run,
     service,
     system_packages,
     weights,
     wheelhouse,
 )
-from operations.settings import Settings
 
 settings = run.host_settings("deploy")
 

@@ -4,7 +4,8 @@
     pyinfra @local preflight.py          # on the GPU host itself
 """
 
-from operations import preflight, roles, run
+from operations import roles, run
+from operations.stages import preflight
 
 settings = run.host_settings("preflight")
 

@@ -33,11 +33,11 @@ from operations.facts import (
     refusal_line,
 )
 from operations.hub import Pin
-from operations.preflight import SERVICE_UNIT, evaluate
 from operations.render import dry_parse_arguments, offline_environment
 from operations.settings import Settings
+from operations.stages.preflight import SERVICE_UNIT, evaluate
+from operations.stages.weights import FETCH_CODE, worker_spec
 from operations.symptoms import BY_KEY, Symptom, match
-from operations.weights import FETCH_CODE, worker_spec
 
 FactRunner = Callable[[type, dict[str, Any]], Any]
 

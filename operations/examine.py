@@ -12,12 +12,13 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import remediation, service
+from operations import remediation
 from operations.checks import gather
 from operations.diagnosis import diagnose
 from operations.outcome import fail
 from operations.report import note
 from operations.settings import Settings
+from operations.stages import service
 
 
 @operation(is_idempotent=True)

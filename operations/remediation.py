@@ -24,13 +24,13 @@ from pyinfra import host
 from pyinfra.api import StringCommand
 from pyinfra.facts.files import FileContents
 
-from operations import weights
 from operations.diagnosis import Diagnosis, diagnose
 from operations.facts import WAIT_CODE, JournalTail, LibnumaLinked, PythonJson, UnitState
 from operations.outcome import fail
-from operations.preflight import SERVICE_UNIT
 from operations.report import note
 from operations.settings import Settings
+from operations.stages import weights
+from operations.stages.preflight import SERVICE_UNIT
 
 MAX_STEPS = 3
 
@@ -87,7 +87,7 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
         return Step(remedy, "install libnuma1 and libnuma-dev",
                     ["DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnuma1 libnuma-dev"])
     if remedy == "reinstall-stack":
-        from operations.python_env import pip_commands, wanted_record
+        from operations.stages.python_env import pip_commands, wanted_record
 
         names = list(settings.stack_def().packages)
         return Step(remedy, "reinstall the stack's exact pins (the kernel that matches torch)",

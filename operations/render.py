@@ -136,8 +136,8 @@ def server_command(settings: Settings, gpu_count: int, accepted: Collection[str]
 
 
 def offline_environment(settings: Settings) -> dict[str, str]:
-    """The snapshot was staged and verified before the start (operations/weights.py): the server
-    never downloads, so its health wait measures startup only."""
+    """The snapshot was staged and verified before the start (operations/stages/weights.py):
+    the server never downloads, so its health wait measures startup only."""
     return {"HF_HOME": settings.model_cache_dir, "HF_HUB_OFFLINE": "1"}
 
 

@@ -14,11 +14,12 @@ import threading
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
 
-from operations import hub, preflight, roles, secrets
+from operations import hub, roles, secrets
 from operations.connection import guard_lost_hosts
 from operations.facts import Login
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
+from operations.stages import preflight
 
 
 def _deploy_file_is_known_to_inspect() -> None:

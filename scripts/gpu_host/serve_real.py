@@ -42,8 +42,8 @@ from operations.facts import (  # noqa: E402
     TORCH_KERNEL_CODE,
 )
 from operations.render import RenderError, server_command  # noqa: E402
-from operations.service import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
 from operations.settings import Settings, validate  # noqa: E402
+from operations.stages.service import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
 
 HOST = "gpu-host"
 # The host's own venv holds its torch; SERVE_REAL_VENV points elsewhere (a stand-in's, to try
@@ -86,7 +86,7 @@ def python_json(python: str, code: str, args: list[str], env: dict[str, str] | N
 
 
 def env_file_values(text: str) -> dict[str, str]:
-    """systemd's EnvironmentFile= reading of the lines operations/service.py writes."""
+    """systemd's EnvironmentFile= reading of the lines operations/stages/service.py writes."""
     values = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#") or "=" not in line:

@@ -7,9 +7,9 @@ import json
 
 from pyinfra.context import ctx_host
 
-from operations import python_env, service
 from operations.facts import PortListener
 from operations.settings import validate
+from operations.stages import python_env, service
 from tests.conftest import FIXTURES, FakeHost
 from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, options
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from operations import nvidia
-from operations.preflight import checklist, evaluate
 from operations.settings import validate
+from operations.stages.preflight import checklist, evaluate
 from tests.conftest import CAPTURES, FIXTURES, FakeHost
 from tests.unit.test_operations import run_op
 

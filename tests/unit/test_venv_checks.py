@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 
 from operations.checks import arch_covers, pins_missing
-from operations.python_env import stack_checked
 from operations.settings import validate
+from operations.stages.python_env import stack_checked
 from tests.conftest import FakeHost
 from tests.unit.test_operations import run_op
 

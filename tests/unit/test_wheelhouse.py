@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lab.standin.build import build_all
-from operations import python_env
 from operations.settings import validate
+from operations.stages import python_env
 from tests.conftest import FakeHost
 from tests.unit.test_operations import run_op
 

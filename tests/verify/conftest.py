@@ -22,9 +22,9 @@ import testinfra
 from operations import hub, roles
 from operations.checks import gather
 from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
-from operations.gateway import worker_url
 from operations.hub import Pin
 from operations.settings import Settings, fleet_settings
+from operations.stages.gateway import worker_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

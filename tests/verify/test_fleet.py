@@ -7,7 +7,7 @@ import pytest
 
 from operations import checks
 from operations.facts import UnitState
-from operations.preflight import SERVICE_UNIT
+from operations.stages.preflight import SERVICE_UNIT
 from tests.verify.conftest import run_fact
 
 

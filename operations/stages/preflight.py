@@ -14,11 +14,12 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import hub, preview, weights
+from operations import hub, preview
 from operations.facts import FreeDiskGb, NvidiaGpus, Pid1, PortListener
 from operations.nvidia import driver_major
 from operations.outcome import fail
 from operations.settings import Settings
+from operations.stages import weights
 
 SERVICE_UNIT = "sglang.service"
 

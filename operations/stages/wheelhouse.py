@@ -26,10 +26,11 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR, restarts, weights
-from operations.python_env import pip_sources, wanted_record
+from operations import FILES_DIR, restarts
 from operations.roles import apt_proxy, settings_of, workers
 from operations.settings import Settings
+from operations.stages import weights
+from operations.stages.python_env import pip_sources, wanted_record
 
 UNIT = "sglang-wheelhouse.service"
 APT_CACHE_CONF = "/etc/apt-cacher-ng/sglang-fleet.conf"  # read after acng.conf

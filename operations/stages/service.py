@@ -22,7 +22,7 @@ from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
-from operations import FILES_DIR, preview, remediation, secrets, weights
+from operations import FILES_DIR, preview, remediation, secrets
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -32,7 +32,6 @@ from operations.facts import (
     refusal_line,
 )
 from operations.outcome import fail
-from operations.python_env import options_path
 from operations.render import (
     API_KEY_CREDENTIAL,
     API_KEY_FLAGS,
@@ -43,6 +42,8 @@ from operations.render import (
 )
 from operations.report import note
 from operations.settings import Settings
+from operations.stages import weights
+from operations.stages.python_env import options_path
 
 UNIT_PATH = "/etc/systemd/system/sglang.service"
 ENV_PATH = "/etc/sglang/sglang.env"
@@ -167,7 +168,7 @@ def written(settings: Settings):
         preview.show_diff(ENV_PATH, host.get_fact(FileContents, path=ENV_PATH),
                           rendered[ENV_PATH])
     # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
-    # (operations/weights.py).
+    # (operations/stages/weights.py).
     yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])
     if "SGLANG_API_KEY" in secret:
         yield from secrets.put_private(API_KEY_PATH,

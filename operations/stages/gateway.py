@@ -24,11 +24,11 @@ from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson
-from operations.python_env import pip_install
 from operations.report import note
 from operations.roles import address, router_urls, settings_of, workers
 from operations.settings import Settings
-from operations.system_packages import system_user
+from operations.stages.python_env import pip_install
+from operations.stages.system_packages import system_user
 
 UNIT = "sglang-router.service"
 ROUTER_USER = "sglang-router"

@@ -16,13 +16,14 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import gateway, remediation, rollout, service
+from operations import remediation, rollout
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.outcome import fail
-from operations.preflight import SERVICE_UNIT
 from operations.report import note
 from operations.settings import Settings
+from operations.stages import gateway, service
+from operations.stages.preflight import SERVICE_UNIT
 
 
 def _health_status(settings: Settings) -> int:

@@ -15,9 +15,9 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files
 
-from operations import wheelhouse
 from operations.facts import UserExists
 from operations.settings import Settings
+from operations.stages import wheelhouse
 
 # libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`. The venv brings
 # its own pip (python3-venv); without recommends, no compiler toolchain comes along.
