@@ -33,7 +33,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from operations import weights  # noqa: E402
 from operations.checks import check_kernel_abi  # noqa: E402
 from operations.diagnosis import diagnose  # noqa: E402
 from operations.facts import (  # noqa: E402
@@ -43,6 +42,7 @@ from operations.facts import (  # noqa: E402
 )
 from operations.render import RenderError, server_command  # noqa: E402
 from operations.settings import Settings, validate  # noqa: E402
+from operations.stages import weights  # noqa: E402
 from operations.stages.service import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
 
 HOST = "gpu-host"
