@@ -4,7 +4,7 @@ returns tokens.
 
 Example::
 
-    from operations import health
+    from operations.stages import health
     restart = health.restarted(settings=settings, changes=[venv, unit])
     health.serving(settings=settings, restart=restart)
 """

@@ -2,7 +2,7 @@
 
 Example::
 
-    from operations import preflight
+    from operations.stages import preflight
     preflight.checklist(settings=settings)
 """
 

@@ -3,7 +3,7 @@ two chart symptoms before any launch (ABI mismatch; no kernel image for sm_120).
 
 Example::
 
-    from operations import python_env
+    from operations.stages import python_env
     venv = python_env.stack_installed(settings=settings)
     python_env.stack_checked(settings=settings)
 """

@@ -1,10 +1,10 @@
 """Stage 5, the service: render the unit and environment file from the profile's intents in the
 flags the installed SGLang accepts, dry-parse the exact argv with that SGLang's own parser, and
-only then write them.
+only then write them (the dry-parse runs SGLang's own validation too).
 
 Example::
 
-    from operations import service
+    from operations.stages import service
     unit = service.configured(settings=settings)
 """
 

@@ -2,7 +2,7 @@
 
 Example::
 
-    from operations import system_packages
+    from operations.stages import system_packages
     system_packages.install(settings=settings)
 """
 
