@@ -332,12 +332,15 @@ class ProcessInfo(FactBase):
         return {"user": output[0], "argv": output[1:]} if output else None
 
 
+JOURNAL_LINES = 60  # the journal's last lines a diagnosis reads
+
+
 class JournalTail(FactBase):
     """The unit's last journal lines: its last runs, not only the current one, since a crashed
     run is restarted within seconds and its error is what matters (the diagnosis takes the
     latest line that matches a symptom)."""
 
-    def command(self, unit: str, lines: int = 60) -> str:
+    def command(self, unit: str, lines: int = JOURNAL_LINES) -> str:
         return (f"journalctl -u {shlex.quote(unit)} --no-pager -o cat -n {int(lines)} "
                 "2>/dev/null; true")
 

@@ -11,12 +11,14 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from pyinfra import host, logger, state
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.output import format_text
 from pyinfra.api.state import StateStage
+from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations.util.files import generate_color_diff
 
 from operations.rollout import PLAN
@@ -39,11 +41,15 @@ def refused(lines: list[str]) -> None:
 _SECRET_NAME = re.compile(r"^([A-Z0-9_]*(TOKEN|KEY|SECRET|PASSWORD)[A-Z0-9_]*)=.*$")
 
 
-def show_diff(path: str, current: list[str] | None, wanted: str) -> None:
+def show_diff(path: str, wanted: str) -> None:
     """Under ``--diff``, before a run: what pyinfra shows for its own files (``Will modify``
-    and the changed lines), for a file a stage writes itself; secret values masked."""
+    and the changed lines), for a file a stage writes itself; secret values masked. Reads the
+    host's copy only then."""
     if not state.config.DIFF or state.is_executing:
         return
+    if host.get_fact(Sha256File, path=path) == hashlib.sha256(wanted.encode()).hexdigest():
+        return
+    current = host.get_fact(FileContents, path=path)
 
     def masked(lines: list[str]) -> list[str]:
         return [_SECRET_NAME.sub(r"\1=(secret, not shown)", line.rstrip("\n")) + "\n"

@@ -119,22 +119,24 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
     raise ValueError(f"no such remedy {remedy!r}")
 
 
+def wait_evidence(wait: dict[str, Any], **read: Any) -> dict[str, Any]:
+    """What diagnose reads after a health wait (files/health_wait.py's answer), with what else
+    was ``read`` from the host (unit, journal, libnuma)."""
+    if wait.get("error"):  # the wait itself failed to run
+        wait = {"reason": wait["error"]}
+    return {"wait": wait,
+            "health": {"status": 200 if wait.get("healthy") else 503 if "503" in
+                       wait.get("reason", "") else 0},
+            "generate": {"tokens": wait.get("tokens", 0)}, **read}
+
+
 def health_now(settings: Settings, timeout_s: int) -> dict[str, Any]:
     """Wait (bounded) for /health 200 and a generate; then read what diagnose needs."""
     wait = host.get_fact(PythonJson, python="python3", code=WAIT_CODE,
                          args=(str(settings.port), str(timeout_s), SERVICE_UNIT))
-    evidence = {
-        "wait": wait,
-        "health": {"status": 200 if wait.get("healthy") else 503 if "503" in
-                   wait.get("reason", "") else 0},
-        "generate": {"tokens": wait.get("tokens", 0)},
-        "unit": host.get_fact(UnitState, unit=SERVICE_UNIT),
-        "journal": host.get_fact(JournalTail, unit=SERVICE_UNIT),
-        "libnuma": host.get_fact(LibnumaLinked),
-    }
-    if wait.get("error"):  # the wait itself failed to run
-        evidence["wait"] = {"reason": wait["error"]}
-    return evidence
+    return wait_evidence(wait, unit=host.get_fact(UnitState, unit=SERVICE_UNIT),
+                         journal=host.get_fact(JournalTail, unit=SERVICE_UNIT),
+                         libnuma=host.get_fact(LibnumaLinked))
 
 
 def _write_record(settings: Settings, record: dict[str, Any]) -> StringCommand:

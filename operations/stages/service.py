@@ -160,13 +160,8 @@ def written(settings: Settings):
         if "error" in parsed:
             yield fail([rejection(host.name, parsed, parser["version"])])
             return
-    if not unchanged:
-        preview.show_diff(UNIT_PATH, host.get_fact(FileContents, path=UNIT_PATH),
-                          rendered[UNIT_PATH])
-    if host.get_fact(Sha256File, path=ENV_PATH) != hashlib.sha256(
-            rendered[ENV_PATH].encode()).hexdigest():
-        preview.show_diff(ENV_PATH, host.get_fact(FileContents, path=ENV_PATH),
-                          rendered[ENV_PATH])
+    preview.show_diff(UNIT_PATH, rendered[UNIT_PATH])
+    preview.show_diff(ENV_PATH, rendered[ENV_PATH])
     # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
     # (operations/stages/weights.py).
     yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])

@@ -36,11 +36,15 @@ sys.path.insert(0, str(ROOT))
 from operations.checks import check_kernel_abi  # noqa: E402
 from operations.diagnosis import diagnose  # noqa: E402
 from operations.facts import (  # noqa: E402
+    JOURNAL_LINES,
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
     TORCH_KERNEL_CODE,
+    NvidiaGpus,
+    PythonJson,
 )
-from operations.render import RenderError, server_command  # noqa: E402
+from operations.remediation import wait_evidence  # noqa: E402
+from operations.render import RenderError, dry_parse_arguments, server_command  # noqa: E402
 from operations.settings import Settings, validate  # noqa: E402
 from operations.stages import weights  # noqa: E402
 from operations.stages.service import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
@@ -66,23 +70,18 @@ def settings_for(pairs: list[str]) -> Settings:
     return validate(HOST, data)
 
 
-def python_json(python: str, code: str, args: list[str], env: dict[str, str] | None = None
-                ) -> tuple[dict[str, Any], float]:
-    """What the deploy's PythonJson fact runs, run here: (its JSON or {"error"}, seconds)."""
+def fact(cls: type, **arguments: Any) -> tuple[Any, float]:
+    """One of the deploy's facts, run here as pyinfra runs it on a host: the same command, the
+    same parser; (its value, seconds)."""
     started = time.monotonic()
     try:
-        done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True,
-                              env=env, timeout=240)
+        done = subprocess.run(["sh", "-c", cls().command(**arguments)], capture_output=True,
+                              text=True, timeout=240)
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        value = cls().process(lines)
     except subprocess.TimeoutExpired as expired:
-        return {"error": f"no answer in 240 s: {expired.stdout!r:.2000}"}, 240.0
-    took = round(time.monotonic() - started, 1)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode == 0 and lines:
-        try:
-            return json.loads(lines[-1]), took
-        except ValueError:
-            pass
-    return {"error": (done.stdout + done.stderr)[-4000:], "status": done.returncode}, took
+        value = {"error": f"no answer in 240 s: {expired.stdout!r:.2000}"}
+    return value, round(time.monotonic() - started, 1)
 
 
 def env_file_values(text: str) -> dict[str, str]:
@@ -96,16 +95,6 @@ def env_file_values(text: str) -> dict[str, str]:
             value = value[1:-1].replace('\\"', '"').replace("\\$", "$").replace("\\\\", "\\")
         values[key.strip()] = value
     return values
-
-
-def gpu_count() -> int:
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    return sum(1 for line in listed.splitlines() if line.startswith("GPU "))
-
-
-def gpu_memory() -> str:
-    return subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total",
-                           "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
 
 
 def call(path: str, body: dict | None = None, timeout: float = 60) -> dict[str, Any]:
@@ -126,7 +115,8 @@ def call(path: str, body: dict | None = None, timeout: float = 60) -> dict[str, 
 def render(out: Path, label: str, settings: Settings, record: dict[str, Any],
            config_from: str | None) -> tuple[list[str], dict[str, str]] | None:
     """The deploy's render for this host; None when the deploy would refuse it."""
-    options, record["options_s"] = python_json(settings.python, SGLANG_OPTIONS_CODE, [])
+    options, record["options_s"] = fact(PythonJson, python=settings.python,
+                                        code=SGLANG_OPTIONS_CODE)
     if "error" in options:
         record["refused"] = f"cannot read the installed SGLang's flags: {options['error']}"
         return None
@@ -138,7 +128,7 @@ def render(out: Path, label: str, settings: Settings, record: dict[str, Any],
         record["refused"] = f"the model's config.json is not readable at {config_path}: {error}"
         return None
     try:
-        command = server_command(settings, gpu_count(), options["options"],
+        command = server_command(settings, len(fact(NvidiaGpus)[0]["gpus"]), options["options"],
                                  options["version"], model_config)
     except RenderError as error:
         record["refused"] = f"{HOST}: {error}"
@@ -155,9 +145,9 @@ def validated(settings: Settings, argv: list[str], environment: dict[str, str],
               record: dict[str, Any], extra_env: dict[str, str]) -> bool:
     """The deploy's dry-parse, with the unit's environment: argparse and then SGLang's own
     validation of the parsed arguments."""
-    env = {**os.environ, **environment, **extra_env}
-    result, record["dry_parse_s"] = python_json(settings.python, SGLANG_DRY_PARSE_CODE, argv[3:],
-                                                env)
+    result, record["dry_parse_s"] = fact(PythonJson, python=settings.python,
+                                         code=SGLANG_DRY_PARSE_CODE,
+                                         **dry_parse_arguments(argv, {**environment, **extra_env}))
     record["dry_parse"] = result
     return "error" not in result
 
@@ -255,7 +245,9 @@ def serve(out: Path, label: str, settings: Settings, args: argparse.Namespace) -
     record["first_200_s"] = next((t for t, code in poller.codes if code == 200), None)
     record["exit_status"] = process.poll()
     if record["wait"].get("healthy"):
-        record["gpu_memory"] = gpu_memory()
+        record["gpu_memory"] = ", ".join(
+            f"{gpu['memory_used_mib']} MiB, {gpu['memory_total_mib']} MiB"
+            for gpu in fact(NvidiaGpus)[0]["gpus"])
         record["answers"] = {
             "POST /generate": call("/generate", {"text": "The capital of France is",
                                                  "sampling_params": {"max_new_tokens": 8,
@@ -277,20 +269,18 @@ def serve(out: Path, label: str, settings: Settings, args: argparse.Namespace) -
 
 def evidence(out: Path, label: str, wait: dict[str, Any]) -> dict[str, Any]:
     """What the deploy's health stage gives diagnose (operations/remediation.py: health_now),
-    with the server's log in the journal's place."""
+    with as many lines of the server's log as it reads of the journal."""
     log = (out / f"{label}.log").read_text(errors="replace").splitlines()
-    return {"wait": wait, "journal": log[-80:], "unit": {"error": "no systemd"},
-            "health": {"status": 200 if wait.get("healthy") else 503 if "503" in
-                       wait.get("reason", "") else 0},
-            "generate": {"tokens": wait.get("tokens", 0)}}
+    return wait_evidence(wait, unit={"error": "no systemd"},
+                         journal=log[-JOURNAL_LINES:])
 
 
 def kernel_check(settings: Settings, pythonpath: str | None) -> dict:
     """The deploy's import of the kernel package next to torch, and its finding."""
-    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     stack = settings.stack_def()
-    torch, took = python_json(settings.python, TORCH_KERNEL_CODE,
-                              [stack.torch_module, stack.kernel_module], env)
+    torch, took = fact(PythonJson, python=settings.python, code=TORCH_KERNEL_CODE,
+                       args=(stack.torch_module, stack.kernel_module),
+                       env=(f"PYTHONPATH={pythonpath}",) if pythonpath else ())
     finding = check_kernel_abi(settings, {"torch": torch})
     return {"torch": torch, "seconds": took, "finding": finding.message(HOST),
             "diagnosis": diagnose({"torch": torch, "unit": {"error": "no systemd"}}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from operations.diagnosis import diagnose
-from operations.facts import JournalTail
+from operations.facts import JOURNAL_LINES
 from operations.render import server_command
 from operations.settings import validate
 from scripts.gpu_host.serve_real import HOST_DATA
@@ -32,8 +32,6 @@ REAL = FIXTURES / "sglang-real"
 RUNS = {run["run"]: run for run in json.loads((REAL / "runs.json").read_text())}
 EXITED = {"state": "exited", "reason": "server process 3926 exited while nothing listens on "
           "the port yet"}
-# As many journal lines as the deploy reads (operations.facts.JournalTail).
-JOURNAL_LINES = JournalTail.command.__defaults__[0]
 
 
 def journal(name: str) -> list[str]:
@@ -116,14 +114,36 @@ def test_the_tiny_awq_model_is_in_awqs_checkpoint_layout(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def standin_server(tmp_path_factory):
-    """The lab's SGLang stand-in HTTP surface, ready, serving the tiny AWQ model."""
-    # The stand-in's packages without their __init__ (it reads the lab build's record).
+def standin():
+    """The lab's SGLang stand-in modules (without their package's __init__, which reads the
+    lab build's record)."""
     for name in ("sglang", "sglang.srt"):
         package = types.ModuleType(name)
         package.__path__ = [str(ROOT / "lab" / "standin" / name.replace(".", "/"))]
         sys.modules[name] = package
-    server_module = importlib.import_module("sglang.srt.standin_server")
+    yield importlib.import_module("sglang.srt.standin_server")
+    for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
+        del sys.modules[name]
+
+
+def test_the_standin_refuses_what_real_sglangs_validation_refused_in_its_words(
+        standin, tmp_path):
+    """--quantization gptq on the AWQ model, and --config from a file not named .yaml."""
+    write(tmp_path / "awq", seed=1, awq=True)
+    args = argparse.Namespace(model_path=str(tmp_path / "awq"), revision=None,
+                              quantization="gptq", attention_backend=None, tp_size=1, nnodes=1)
+    real = json.loads((REAL / "gptq-on-awq.dry-parse.json").read_text())["error"]
+    with pytest.raises(ValueError) as refused:
+        standin.ServerArgs.from_cli_args(args)
+    assert f"ValueError: {refused.value}" in real.splitlines()
+    with pytest.raises(ValueError, match=r"^Config file must be YAML format, got: \.json$"):
+        standin.merge_config(["--config", str(tmp_path / "key.json")])
+
+
+@pytest.fixture(scope="module")
+def standin_server(standin, tmp_path_factory):
+    """The lab's SGLang stand-in HTTP surface, ready, serving the tiny AWQ model."""
+    server_module = standin
     config = _tiny_config(tmp_path_factory.mktemp("model"), awq=True)
     args = argparse.Namespace(model_path="/tmp/tiny-awq", served_model_name=None, api_key=None,
                               enable_metrics=False, port=8000)
@@ -134,8 +154,6 @@ def standin_server(tmp_path_factory):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-    for name in [n for n in sys.modules if n == "sglang" or n.startswith("sglang.")]:
-        del sys.modules[name]
 
 
 REQUESTS = {"POST /generate": {"text": "The capital of France is",
