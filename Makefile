@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LAB_DEBS := debootstrap systemd-container squid iproute2 openssh-client curl
+LAB_DEBS := debootstrap systemd-container squid iproute2 openssh-client curl gnupg
 
 .PHONY: venv lab-deps test unit e2e lint demo down settings-table
 

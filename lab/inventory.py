@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from lab.stacks import HUB_URL, INDEX_URL, LAB_STACKS, PROXY_URL
+from lab.stacks import DRIVER_REPO_URL, HUB_URL, INDEX_URL, LAB_STACKS, PROXY_URL
 
 LAB_DIR = Path(os.environ.get("SGLANG_LAB_DIR", "/var/lib/sglang-lab"))
 LOCK = LAB_DIR / "fleet.lock.json"  # the lab fleet's lock file (operations/hub.py)
@@ -46,6 +46,7 @@ def lab_hosts() -> list[tuple[str, dict]]:
         "custom_stacks": LAB_STACKS,
         "pip_index_url": INDEX_URL,
         "hf_endpoint": HUB_URL,
+        "driver_repo_url": DRIVER_REPO_URL,  # the lab's NVIDIA repository, as a mirror is given
         # Lab hosts live on the control machine's disk, which is smaller than a GPU box's.
         "min_free_disk_gb": 5,
         "health_timeout_s": 60,

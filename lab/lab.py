@@ -11,6 +11,7 @@ stand-in on the control side.
     lab/lab cause HOST CAUSE              put a host into one of the chart's causes
     lab/lab hub-advance [REPO]            the Hub stand-in's model moves its main to a new commit
     lab/lab reboot HOST                   power a host off cleanly and boot it again
+    lab/lab stuck-on-reboot HOST          the host's next reboot never comes back (firmware)
     lab/lab poweroff HOST                 power a host off (it becomes unreachable)
     lab/lab down [--purge]                remove everything up made (--purge: the base root too)
 
@@ -36,10 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import hub  # noqa: E402
+from lab.driver import repo  # noqa: E402
 from lab.inventory import LAB_DIR, LOCK  # noqa: E402
 from lab.profiles import DEFAULT_ORDER, HOST_PROFILES  # noqa: E402
 from lab.stacks import (  # noqa: E402
     CAUSE_WHEELS,
+    DRIVER_REPO_PORT,
+    DRIVER_REPO_URL,
     GATEWAY,
     HUB_GATED,
     HUB_MODEL,
@@ -62,7 +66,9 @@ HUB_ROOT = LAB_DIR / "hub"
 
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo"
 NEEDED = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container",
-          "squid": "squid", "ip": "iproute2", "ssh-keygen": "openssh-client"}
+          "squid": "squid", "ip": "iproute2", "ssh-keygen": "openssh-client", "gpg": "gnupg"}
+DRIVER_REPO = LAB_DIR / "nvidia-repo"
+BOOTS = LAB_DIR / "run" / "boots.log"  # each host's boots and halts, with times
 
 
 class LabError(RuntimeError):
@@ -256,6 +262,9 @@ def services_up() -> None:
     build_all(wheelhouse)
     start("wheelhouse", [sys.executable, "-m", "http.server", str(WHEELHOUSE_PORT), "--bind",
                          GATEWAY, "--directory", str(wheelhouse)], RUN / "wheelhouse.log")
+    repo.build(DRIVER_REPO, LAB_DIR / "driver-gpg", DRIVER_REPO_URL)
+    start("nvidia-repo", [sys.executable, "-m", "http.server", str(DRIVER_REPO_PORT), "--bind",
+                          GATEWAY, "--directory", str(DRIVER_REPO)], RUN / "nvidia-repo.log")
     # A new Hub: the models' main at their first commit, nothing pinned yet.
     hub.reset(HUB_ROOT)
     hub.publish(HUB_ROOT, HUB_MODEL, seed=0)
@@ -263,7 +272,7 @@ def services_up() -> None:
     LOCK.unlink(missing_ok=True)
     start("hub", [sys.executable, str(HERE / "hub.py"), "serve", str(HUB_ROOT), GATEWAY,
                   str(HUB_PORT)], RUN / "hub.log")
-    for port in (PROXY_PORT, WHEELHOUSE_PORT, HUB_PORT):
+    for port in (PROXY_PORT, WHEELHOUSE_PORT, HUB_PORT, DRIVER_REPO_PORT):
         wait_port(GATEWAY, port, 15, f"lab service on {GATEWAY}:{port}")
 
 
@@ -325,20 +334,91 @@ def prepare_host(name: str, address: str, profile: str) -> Path:
     # The control machine trusts certificate authorities a fresh host does not (pip over the
     # proxy needs them): its bundle, for the pip_cert setting.
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", root / "etc/lab-ca.pem")
-    if not HOST_PROFILES[profile]["gpus"]:
+    gpus = HOST_PROFILES[profile]["gpus"]
+    if not gpus:
         return root
-    smi = root / "usr/bin/nvidia-smi"
-    shutil.copy(HERE / "gpus" / "nvidia_smi.py", smi)
-    smi.chmod(0o755)
-    for index, capture in enumerate(HOST_PROFILES[profile]["gpus"]):
-        shutil.copytree(HERE / "gpus" / "captures" / capture, root / f"etc/lab-gpu/gpu{index}")
+    (root / "etc/lab-gpu").mkdir(parents=True, exist_ok=True)
+    (root / "etc/lab-gpu/gpus.json").write_text(json.dumps(gpus) + "\n")
+    for capture in (HERE / "gpus" / "captures").iterdir():
+        if capture.is_dir() and capture.name.rsplit("-", 1)[0] in gpus:
+            shutil.copytree(capture, root / "etc/lab-gpu/captures" / capture.name)
+    install_kernel(root)
+    if HOST_PROFILES[profile]["driver"]:
+        flavour, branch = HOST_PROFILES[profile]["driver"]
+        preinstall_driver(root, flavour, branch)
     return root
 
 
+def install_kernel(root: Path) -> None:
+    """The simulated kernel's boot step and update-initramfs (lab/driver)."""
+    tools = root / "usr/lib/lab-driver"
+    tools.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "driver" / "kernel_boot.py", tools / "kernel-boot")
+    shutil.copy(HERE / "driver" / "update_initramfs.py", root / "usr/sbin/update-initramfs")
+    (root / "etc/systemd/system/lab-kernel.service").write_text(
+        "[Unit]\nDescription=Lab kernel: load the GPU's driver (lab/driver)\n"
+        "DefaultDependencies=no\nBefore=sysinit.target\n\n[Service]\nType=oneshot\n"
+        "RemainAfterExit=yes\nExecStart=/usr/bin/python3 /usr/lib/lab-driver/kernel-boot\n\n"
+        "[Install]\nWantedBy=sysinit.target\n")
+    wants = root / "etc/systemd/system/sysinit.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "lab-kernel.service").unlink(missing_ok=True)
+    (wants / "lab-kernel.service").symlink_to("/etc/systemd/system/lab-kernel.service")
+
+
+def preinstall_driver(root: Path, flavour: str, branch: int) -> None:
+    """What an earlier setup from NVIDIA's repository left: its packages installed (dpkg), and
+    nouveau blacklisted in the initramfs, as NVIDIA's .run installer does it."""
+    debs = repo.preinstalled(DRIVER_REPO, flavour, branch)
+    staging = root / "tmp/lab-debs"
+    staging.mkdir(parents=True, exist_ok=True)
+    for deb in debs:
+        shutil.copy(deb, staging / deb.name)
+    run("chroot", str(root), "dpkg", "-i", *[f"/tmp/lab-debs/{deb.name}" for deb in debs])
+    shutil.rmtree(staging)
+    (root / "etc/modprobe.d").mkdir(exist_ok=True)
+    (root / "etc/modprobe.d/nvidia-installer-disable-nouveau.conf").write_text(
+        "# generated by nvidia-installer\nblacklist nouveau\noptions nouveau modeset=0\n")
+    run("chroot", str(root), "/usr/sbin/update-initramfs", "-u")
+
+
 def boot_host(name: str, root: Path) -> None:
-    start(f"host-{name}", ["systemd-nspawn", "--boot", "--directory", str(root),
-                           "--register=no", "--keep-unit", f"--network-bridge={BRIDGE}",
-                           f"--machine={name}"], HOSTS / name / "console.log")
+    start(f"host-{name}", [sys.executable, str(Path(__file__).resolve()), "boot-loop", name,
+                           str(root)], HOSTS / name / "console.log")
+
+
+def _stuck(name: str) -> Path:
+    return RUN / f"host-{name}.stuck"
+
+
+def boot_loop(name: str, root: Path) -> int:
+    """A host's power: boot it, and boot it again when it reboots itself (systemd-nspawn exits
+    133), unless it was made to never come back; SIGTERM powers it off cleanly."""
+    child: subprocess.Popen | None = None
+    stopping = False
+
+    def power_off(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, power_off)
+    while not stopping:
+        with open(BOOTS, "a") as log:
+            log.write(f"{time.time():.3f} {name} boot\n")
+        child = subprocess.Popen(["systemd-nspawn", "--boot", "--directory", str(root),
+                                  "--register=no", "--keep-unit", f"--network-bridge={BRIDGE}",
+                                  f"--machine={name}"])
+        code = child.wait()
+        with open(BOOTS, "a") as log:
+            log.write(f"{time.time():.3f} {name} halt {code}\n")
+        if code != 133:
+            return code
+        if _stuck(name).exists():
+            while not stopping:  # powered on, never answers again, until powered off
+                signal.pause()
+    return 0
 
 
 def ssh_argv(host: dict, command: str) -> list[str]:
@@ -417,6 +497,7 @@ def down(purge: bool) -> None:
             stop(pid_file.stem)
         stop("wheelhouse")
         stop("hub")
+        stop("nvidia-repo")
         stop("proxy")
         # A host whose nspawn did not shut it down cleanly can leave its processes behind.
         for pid, started in inside:
@@ -430,7 +511,7 @@ def down(purge: bool) -> None:
         name = link.split(":")[1].strip().split("@")[0]
         if name == BRIDGE or name.startswith("vb-lab-"):
             run("ip", "link", "delete", name, check=False)
-    for path in (HOSTS, RUN, LAB_DIR / "wheelhouse", HUB_ROOT, LOCK):
+    for path in (HOSTS, RUN, LAB_DIR / "wheelhouse", HUB_ROOT, LOCK, DRIVER_REPO):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -444,7 +525,7 @@ def status() -> int:
     if not hosts:
         say("no lab hosts are up (lab/lab up 2)")
         return 1
-    for name in ("proxy", "wheelhouse", "hub"):
+    for name in ("proxy", "wheelhouse", "hub", "nvidia-repo"):
         pid = _pid_file(name).read_text().strip() if _pid_file(name).exists() else "-"
         say(f"{name}: pid {pid} {'running' if pid != '-' and _ours(int(pid)) else 'STOPPED'}")
     for host in hosts:
@@ -511,19 +592,26 @@ def poweroff(name: str) -> dict:
 def reboot(name: str) -> None:
     """What a reboot is to the host: a clean poweroff, then a boot of the same disk."""
     host = poweroff(name)
+    _stuck(name).unlink(missing_ok=True)
     boot_host(name, HOSTS / name / "root")
     wait_port(host["address"], 22, 90, f"sshd on {name}")
     ssh(host, "systemctl is-system-running --wait >/dev/null || true")
     say(f"{name} rebooted")
 
 
-def hub_advance(repo: str) -> str:
+def stuck_on_reboot(name: str) -> None:
+    if not any(h["name"] == name for h in read_hosts()):
+        raise LabError(f"no lab host named {name!r} is up")
+    _stuck(name).write_text("")
+
+
+def hub_advance(repository: str) -> str:
     """The model's main moves to a new commit upstream (new weights)."""
-    state = HUB_ROOT / repo / "repo.json"
+    state = HUB_ROOT / repository / "repo.json"
     if not state.exists():
-        raise LabError(f"the Hub stand-in has no repository {repo!r}")
-    commits = len(list((HUB_ROOT / repo / "commits").iterdir()))
-    return hub.publish(HUB_ROOT, repo, seed=100 + commits)
+        raise LabError(f"the Hub stand-in has no repository {repository!r}")
+    commits = len(list((HUB_ROOT / repository / "commits").iterdir()))
+    return hub.publish(HUB_ROOT, repository, seed=100 + commits)
 
 
 def main(argv: list[str]) -> int:
@@ -545,6 +633,10 @@ def main(argv: list[str]) -> int:
     sub.add_parser("hub-advance").add_argument("repo", nargs="?", default=HUB_MODEL)
     sub.add_parser("reboot").add_argument("host")
     sub.add_parser("poweroff").add_argument("host")
+    sub.add_parser("stuck-on-reboot").add_argument("host")
+    boot_parser = sub.add_parser("boot-loop")  # internal: a host's power (boot_host)
+    boot_parser.add_argument("host")
+    boot_parser.add_argument("root")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -561,6 +653,11 @@ def main(argv: list[str]) -> int:
             say(f"{args.repo}: main is now {hub_advance(args.repo)}")
         elif args.command == "reboot":
             reboot(args.host)
+        elif args.command == "stuck-on-reboot":
+            stuck_on_reboot(args.host)
+            say(f"{args.host}: its next reboot will not come back")
+        elif args.command == "boot-loop":
+            return boot_loop(args.host, Path(args.root))
         elif args.command == "poweroff":
             poweroff(args.host)
             say(f"{args.host} powered off")

@@ -1,17 +1,24 @@
-"""Lab host profiles: which captured GPUs a lab host simulates, and the lab stack it runs.
+"""Lab host profiles: the GPUs in the box, the NVIDIA driver it was set up with (flavour,
+branch; None: none, nouveau drives the GPU) and the lab stack it runs.
 
-A GPU is a folder of captured nvidia-smi outputs under gpus/captures/; adding a GPU model or
-driver is adding such a folder and naming it here.
+A GPU is named by its captures under gpus/captures/<gpu>-<branch>/ (one per driver branch the
+lab's driver repository has, lab/driver/repo.py); adding a GPU model is adding such folders.
 """
 
 HOST_PROFILES: dict[str, dict] = {
-    "rtx5090-cu128": {"gpus": ["rtx5090-570"], "stack": "lab-cu128-nightly"},
-    "rtx5090-cu13": {"gpus": ["rtx5090-580"], "stack": "lab-cu13-stable"},
-    "rtx5090x2-cu128": {"gpus": ["rtx5090-570", "rtx5090-570"], "stack": "lab-cu128-nightly"},
-    # Must fail preflight: driver 565 is too old for CUDA 12.8 (>= 570).
-    "old-driver": {"gpus": ["rtx5090-565"], "stack": "lab-cu128-nightly"},
+    "rtx5090-cu128": {"gpus": ["rtx5090"], "driver": ("open", 570), "stack": "lab-cu128-nightly"},
+    "rtx5090-cu13": {"gpus": ["rtx5090"], "driver": ("open", 580), "stack": "lab-cu13-stable"},
+    "rtx5090x2-cu128": {"gpus": ["rtx5090", "rtx5090"], "driver": ("open", 570),
+                        "stack": "lab-cu128-nightly"},
+    # An old branch: 565 is too old for CUDA 12.8 (>= 570).
+    "old-driver": {"gpus": ["rtx5090"], "driver": ("open", 565), "stack": "lab-cu128-nightly"},
+    # A bare box as delivered: no NVIDIA driver, nouveau drives the GPU.
+    "bare": {"gpus": ["rtx5090"], "driver": None, "stack": "lab-cu128-nightly"},
+    # The proprietary module on a Blackwell GPU: it loads, but finds no device.
+    "proprietary": {"gpus": ["rtx5090"], "driver": ("proprietary", 580),
+                    "stack": "lab-cu13-stable"},
     # No GPU: the router's host (lab up --gateway).
-    "gateway": {"gpus": [], "stack": None},
+    "gateway": {"gpus": [], "driver": None, "stack": None},
 }
 
 # `lab up N` takes the first N of these (cycling): two good hosts first.

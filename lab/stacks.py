@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from lab.driver.repo import DISTRO_PATH
 from operations.stacks import STACKS, Stack
 
 GATEWAY = "10.213.0.1"
@@ -15,6 +16,8 @@ WHEELHOUSE_PORT = 8090
 INDEX_URL = f"http://{GATEWAY}:{WHEELHOUSE_PORT}/simple"
 PROXY_PORT = 3128
 PROXY_URL = f"http://{GATEWAY}:{PROXY_PORT}"
+DRIVER_REPO_PORT = 80  # NVIDIA's CUDA repository stand-in (lab/driver/repo.py)
+DRIVER_REPO_URL = f"http://{GATEWAY}/{DISTRO_PATH}/"
 HUB_PORT = 8093  # the Hugging Face Hub stand-in (lab/hub.py)
 HUB_URL = f"http://{GATEWAY}:{HUB_PORT}"
 # What the Hub stand-in serves: the default model's id (its content a tiny model in the real

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
-"""Simulated nvidia-smi for lab hosts (never installed by a real deploy).
+"""Simulated nvidia-smi for lab hosts, shipped by the lab's stand-in ``nvidia-smi`` package
+(lab/driver/repo.py; never installed by a real deploy).
 
-Prints the real formats from captured outputs: /etc/lab-gpu/gpu<N>/ holds one capture folder per
-simulated GPU (nvidia-smi.txt, query-gpu.csv, nvidia-smi-q.xml; see captures/). Several GPUs are
-the capture repeated with its index and bus id changed. Memory in use comes from the SGLang
-stand-in's usage file while its process lives.
+Answers as the real one does for the driver the (simulated) kernel loaded at boot
+(/proc/driver/nvidia/version): none loaded, a userspace of another version than the module (an
+install before its reboot) or the proprietary module on a Blackwell GPU fail with the real
+messages; otherwise it prints the real formats from captured outputs: /etc/lab-gpu/gpus.json
+names the box's GPUs, /etc/lab-gpu/captures/<gpu>-<branch>/ holds one capture folder per GPU
+model and driver branch (nvidia-smi.txt, query-gpu.csv, nvidia-smi-q.xml; see captures/).
+Several GPUs are the capture repeated with its index and bus id changed. Memory in use comes
+from the SGLang stand-in's usage file while its process lives.
 """
 
 import csv
@@ -17,16 +22,40 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(os.environ.get("LAB_GPU_DIR", "/etc/lab-gpu"))
+LOADED = Path("/proc/driver/nvidia/version")
+NVML = Path("/usr/share/lab-driver/nvml-version")
 USAGE = Path("/run/sglang/lab-gpu-usage.json")
 
 
+def fail(message: str, status: int) -> None:
+    print(message)
+    sys.exit(status)
+
+
 def gpus() -> list[Path]:
-    found = sorted(ROOT.glob("gpu[0-9]*"), key=lambda p: int(p.name[3:]))
-    if not found:
-        print("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
-              "Make sure that the latest NVIDIA driver is installed and running.")
-        sys.exit(9)
+    """The capture folder of each GPU, for the loaded driver; exits as the real one does."""
+    loaded = LOADED.read_text().splitlines()[0] if LOADED.exists() else ""
+    version = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s", loaded)
+    if not version:
+        fail("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+             "Make sure that the latest NVIDIA driver is installed and running.", 9)
+    library = NVML.read_text().strip()
+    if library != version.group(1):
+        fail(f"Failed to initialize NVML: Driver/library version mismatch\n"
+             f"NVML library version: {library.rsplit('.', 1)[0]}", 18)
+    branch = version.group(1).split(".")[0]
+    found = [ROOT / "captures" / f"{model}-{branch}"
+             for model in json.loads((ROOT / "gpus.json").read_text())]
+    blackwell = any(float(query_value(f, "compute_cap")) >= 10 for f in found)
+    if "Open Kernel Module" not in loaded and blackwell:
+        fail("No devices were found", 6)  # RmInitAdapter failed: Blackwell needs the open module
     return found
+
+
+def query_value(folder: Path, field: str) -> str:
+    rows = list(csv.reader(io.StringIO((folder / "query-gpu.csv").read_text()),
+                           skipinitialspace=True))
+    return dict(zip([h.split(" [")[0] for h in rows[0]], rows[1], strict=True))[field].strip()
 
 
 def used_mib() -> int:
