@@ -6,9 +6,9 @@ router in front of them, the wheelhouse to the fleet's copy of its stacks.
 Only orders the stages; each stage is a module of operations/. A host declares the stages of
 its roles only (operations/roles.py); fleet steps (rollout.fleet_step) keep the fleet moving
 through the stages together: the wheelhouse is filled before any worker installs, and the router
-runs before any worker joins it. On workers, stages 4 to 6 run
-in rolling batches (operations/rollout.py): a change that restarts serving hosts goes a batch at
-a time, each host in its own batch.
+runs before any worker joins it. On workers, the driver stage and stages 4 to 6 run
+in rolling batches (operations/rollout.py): a change that restarts or reboots serving hosts goes
+a batch at a time, each host in its own batch.
 """
 
 from pyinfra import host
@@ -17,6 +17,7 @@ from pyinfra.api import deploy
 from operations import preview, roles, rollout, run
 from operations.settings import Settings
 from operations.stages import (
+    driver,
     gateway,
     health,
     preflight,
@@ -39,6 +40,7 @@ def prepare(settings: Settings) -> None:
 
 @deploy("Rolling batch")
 def converge(settings: Settings) -> None:
+    driver.install(settings)
     venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
                                       settings=settings,
                                       wheelhouse=roles.wheelhouse_url(settings.stack))

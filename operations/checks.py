@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from operations import drivers
 from operations.facts import (
     DISTRIBUTIONS_CODE,
     HEALTH_CODE,
@@ -24,6 +25,7 @@ from operations.facts import (
     FreeDiskGb,
     JournalTail,
     LibnumaLinked,
+    NvidiaDriver,
     NvidiaGpus,
     Pid1,
     PortListener,
@@ -72,6 +74,7 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
     python = settings.python
     evidence: dict[str, Any] = {
         "gpus": get_fact(NvidiaGpus, {}),
+        "driver": get_fact(NvidiaDriver, {}),
         "free_gb": {path: get_fact(FreeDiskGb, {"path": path})
                     for path in sorted({settings.install_dir, settings.model_cache_dir})},
         "port": get_fact(PortListener, {"port": settings.port}),
@@ -83,6 +86,8 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "unit": get_fact(UnitState, {"unit": SERVICE_UNIT}),
         "journal": get_fact(JournalTail, {"unit": SERVICE_UNIT}),
     }
+    evidence["driver_problems"] = [problem.text for problem in drivers.problems(
+        settings, evidence["driver"] or {}, evidence["gpus"])]
     pid = int(evidence["unit"].get("MainPID") or 0)
     if "error" in evidence["unit"] and evidence["port"]:
         pid = evidence["port"][0]["pid"]  # no systemd: the server is what listens on its port
@@ -139,7 +144,9 @@ def arch_covers(arch_list: list[str], capability: str) -> bool:
 
 
 def _from_preflight(settings: Settings, ev: dict, names: set[str], check: str) -> Finding:
-    failures = [f for f in evaluate(settings, ev["gpus"], ev["free_gb"], None, "systemd")
+    # Verification judges; it changes nothing: every driver problem is a failure here.
+    driver = drivers.plan(replace(settings, driver_install="never"), ev["driver"], ev["gpus"])
+    failures = [f for f in evaluate(settings, ev["gpus"], ev["free_gb"], None, "systemd", driver)
                 if f.check in names]
     if not failures:
         return Finding(check, True, "as needed")
@@ -157,12 +164,13 @@ def check_disk(settings: Settings, ev: dict) -> Finding:
 
 
 def check_gpus(settings: Settings, ev: dict) -> Finding:
-    return _from_preflight(settings, ev, {"nvidia-driver", "gpu-count", "compute-capability",
-                                          "gpu-memory"}, "gpus")
+    return _from_preflight(settings, ev, {"nvidia-driver", "gpu-devices", "gpu-count",
+                                          "compute-capability", "gpu-memory"}, "gpus")
 
 
 def check_driver(settings: Settings, ev: dict) -> Finding:
-    return _from_preflight(settings, ev, {"nvidia-driver", "driver-version"}, "driver")
+    return _from_preflight(settings, ev, {"nvidia-driver", "driver-version", "driver-flavour",
+                                          "nouveau", "driver-reboot"}, "driver")
 
 
 def check_libnuma(settings: Settings, ev: dict) -> Finding:

@@ -59,7 +59,10 @@ def diagnose(evidence: dict[str, Any]) -> Diagnosis:
         return Diagnosis(True, f"{summary}, /generate returned {tokens} tokens")
     journal = list(evidence.get("journal") or [])
     torch = evidence.get("torch") or {}
-    sources = ["\n".join(journal), torch.get("kernel_error") or "", torch.get("error") or "",
+    # The driver first: without it nothing else can work (most telling problem last: match
+    # reads the latest line first).
+    sources = ["\n".join(reversed(evidence.get("driver_problems") or [])), "\n".join(journal),
+               torch.get("kernel_error") or "", torch.get("error") or "",
                (evidence.get("wait") or {}).get("reason", "")]
     for source in sources:
         found = match(source)

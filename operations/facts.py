@@ -67,6 +67,50 @@ class NvidiaGpus(FactBase):
                 "gpus": [asdict(gpu) for gpu in gpus], "error": None}
 
 
+_DRIVER_SCRIPT = r"""
+. /etc/os-release 2>/dev/null; echo "os=$ID-$VERSION_ID"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+echo "loaded=$(head -n 1 /proc/driver/nvidia/version 2>/dev/null)"
+[ -d /sys/module/nouveau ] && echo "nouveau=1"
+echo "repo_list=$(cat /etc/apt/sources.list.d/cuda-*-x86_64.list 2>/dev/null | head -n 1)"
+echo "persistenced=$(systemctl is-enabled nvidia-persistenced 2>/dev/null)/$(systemctl \
+is-active nvidia-persistenced 2>/dev/null)"
+dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 2>/dev/null | sed -n -E \
+  's/^ii +((nvidia|libnvidia|linux-modules-nvidia|cuda-drivers|cuda-keyring)\S*) /package=\1 /p'
+exit 0
+"""
+
+
+class NvidiaDriver(FactBase):
+    """The NVIDIA driver as the kernel and apt see it, in one round trip.
+
+    Returns ``{"os": "debian-12", "boot_id": str, "loaded": /proc/driver/nvidia/version's first
+    line or "", "nouveau": bool, "repo_list": NVIDIA's apt source line or "", "persistenced":
+    "enabled/active", "packages": {name: version}}`` (installed driver packages only).
+    """
+
+    def command(self) -> str:
+        return _DRIVER_SCRIPT
+
+    @staticmethod
+    def default() -> dict[str, Any]:  # what a host that cannot be read gives
+        return {"os": "", "boot_id": "", "loaded": "", "nouveau": False, "repo_list": "",
+                "persistenced": "", "packages": {}}
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        found = self.default()
+        for line in output:
+            key, _, value = line.partition("=")
+            if key == "package":
+                name, _, version = value.partition(" ")
+                found["packages"][name] = version.strip()
+            elif key == "nouveau":
+                found["nouveau"] = True
+            elif key in found:
+                found[key] = value.strip()
+        return found
+
+
 class FreeDiskGb(FactBase):
     """Free space in GB (10^9 bytes) on the filesystem that holds ``path`` or its nearest
     existing parent (the path may not exist yet on a bare host)."""

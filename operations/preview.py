@@ -21,15 +21,23 @@ from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations.util.files import generate_color_diff
 
+from operations.drivers import DriverPlan
 from operations.rollout import PLAN
 
 WATCHED: dict[str, dict[str, OperationMeta]] = {}
 REFUSED: dict[str, list[str]] = {}  # host -> why it fails before any change
+DRIVER: dict[str, str] = {}  # host -> what the driver stage does there (it reboots)
 
 
 def watch(**operations: OperationMeta) -> None:
     """Remember this host's operations that a plan line is about (stack, unit, restart)."""
     WATCHED.setdefault(host.name, {}).update(operations)
+
+
+def driver(plan: DriverPlan) -> None:
+    """What the driver stage will do on this host, when it does anything."""
+    if plan.acts and not plan.refusals:
+        DRIVER[host.name] = plan.summary()
 
 
 def refused(lines: list[str]) -> None:
@@ -90,6 +98,9 @@ def lines() -> list[str]:
                      f"{listed(members)}")
     if not restarting and not any(batches[1:]):
         found.append("restart: none")
+    for name, what in sorted(DRIVER.items(), key=lambda item: order.get(item[0], 0)):
+        if name not in REFUSED:
+            found.append(f"{name}: {what}")
     for name, why in sorted(REFUSED.items(), key=lambda item: order.get(item[0], 0)):
         found.append(f"fail preflight, changing nothing: {name}")
         found.extend(f"  {line}" for line in why)

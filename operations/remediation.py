@@ -43,6 +43,14 @@ REMEDIES: dict[str, list[str]] = {
     "health-503": ["lower-memory", "lower-memory", "lower-memory"],
     "model-not-staged": ["restage-model"],
     "quantization-mismatch": [],  # the settings are wrong: said, not changed behind the user
+    # The driver: the deploy's driver stage installs and reboots (driver_install), never a
+    # diagnosis behind the user's back.
+    "driver-pending-reboot": [],
+    "nouveau-loaded": [],
+    "proprietary-on-blackwell": [],
+    "driver-too-old": [],
+    "driver-missing": [],
+    "no-devices": [],
 }
 
 

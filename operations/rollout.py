@@ -4,7 +4,8 @@ keeps serving its previous configuration.
 
 Which hosts roll is decided from the hosts themselves, once, when the deploy is loaded and
 before any host changes: a host *rolls* when it serves now (/health 200) and the configuration
-it was last healthy with (a fingerprint recorded on the host) differs from this run's. Every
+it was last healthy with (a fingerprint recorded on the host) differs from this run's, or its
+driver stage will reboot it. Every
 other host (nothing serving yet, or nothing to change) goes in batch 0, at once: it has no
 capacity to lose. So a first deploy goes all at once and a no-op run is one batch. A host
 declares its stages in its own batch only, so a preview (``--dry``) shows each host's own
@@ -33,8 +34,8 @@ from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.host import Host
 
-from operations import roles, secrets
-from operations.facts import HEALTH_CODE, PythonJson
+from operations import drivers, roles, secrets
+from operations.facts import HEALTH_CODE, NvidiaDriver, PythonJson
 from operations.outcome import fail
 from operations.settings import RESTART_SETTINGS, Settings
 
@@ -99,12 +100,17 @@ _PLANNING = threading.Lock()
 
 
 def _status(worker: Host) -> dict:
-    """/health and the recorded fingerprint of one worker (one round trip), read without sudo:
-    a login that cannot get root is refused by its own deploy, not here."""
+    """/health and the recorded fingerprint of one worker (one round trip), and for a serving
+    one whether its driver stage will reboot it; read without sudo: a login that cannot get
+    root is refused by its own deploy, not here."""
     settings = roles.settings_of(worker)
-    return worker.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
-                           args=(f"http://127.0.0.1:{settings.port}/health",
-                                 record_path(settings)), _sudo=False)
+    found = worker.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
+                            args=(f"http://127.0.0.1:{settings.port}/health",
+                                  record_path(settings)), _sudo=False)
+    if found.get("status") == 200 and settings.driver_install != "never":
+        state = worker.get_fact(NvidiaDriver, _sudo=False)
+        found["reboots"] = drivers.plan(settings, state, {}).reboot
+    return found
 
 
 def plan_fleet() -> Plan:
@@ -120,8 +126,8 @@ def plan_fleet() -> Plan:
             for worker in workers:
                 found = reads[worker.name].value or {}
                 PLAN.serving[worker.name] = found.get("status") == 200
-                PLAN.changes[worker.name] = found.get("record") != fingerprint(
-                    worker.name, roles.settings_of(worker))
+                PLAN.changes[worker.name] = found.get("reboots") or found.get(
+                    "record") != fingerprint(worker.name, roles.settings_of(worker))
             PLAN.planned = True
     return PLAN
 

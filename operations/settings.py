@@ -29,6 +29,9 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _URL_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+$")
 
 
+DRIVER_MODES = ("never", "missing", "upgrade")
+
+
 def _setting(default: Any, meaning: str, restarts: bool = False) -> Any:
     """``restarts``: a change to it restarts the server, so it rolls through the fleet."""
     metadata = {"meaning": meaning, "restarts": restarts}
@@ -98,6 +101,17 @@ class Settings:
     wheelhouse_port: int = _setting(8091, "Wheelhouses: port the stacks are served on.")
     apt_upstream_proxy: str | None = _setting(None, "Wheelhouses: HTTP proxy apt-cacher-ng "
                                               "fetches through.")
+    driver_install: str = _setting("missing", "How far the driver stage may go: never (check "
+                                   "only), missing (install when no driver is loaded), upgrade "
+                                   "(also replace an old branch or a proprietary module on "
+                                   "Blackwell). Installing reboots the host.")
+    driver_branch: int | None = _setting(None, "The NVIDIA driver branch to install; default: "
+                                         "the minimum of the stack's CUDA.")
+    driver_repo_url: str | None = _setting(None, "NVIDIA's CUDA repository for the host's "
+                                           "distribution, or a mirror of it; default: NVIDIA's.")
+    driver_keyring_url: str | None = _setting(None, "The cuda-keyring .deb; default: the one at "
+                                              "driver_repo_url.")
+    reboot_timeout_s: int = _setting(600, "How long a rebooted host may take to answer again.")
     roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
                                      "a percentage of the fleet; the same on every host.")
 
@@ -255,7 +269,18 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "gpu_compute_capability", isinstance(settings.gpu_compute_capability, str)
            and bool(re.fullmatch(r"\d+\.\d+", settings.gpu_compute_capability)),
            "must look like 12.0", settings.gpu_compute_capability)
-    for key in ("pip_index_url", "pip_proxy", "apt_upstream_proxy"):
+    _check(host, "driver_install", settings.driver_install in DRIVER_MODES,
+           f"must be one of {', '.join(DRIVER_MODES)}", settings.driver_install)
+    _check(host, "driver_branch", settings.driver_branch is None or (
+        _is_int(settings.driver_branch) and settings.driver_branch
+        >= settings.stack_def().min_driver), "must be a driver branch (an integer) no lower "
+        f"than {settings.stack_def().min_driver}, the minimum of stack {settings.stack}'s "
+        f"CUDA {settings.stack_def().cuda}", settings.driver_branch)
+    _check(host, "reboot_timeout_s", _is_int(settings.reboot_timeout_s)
+           and settings.reboot_timeout_s >= 10, "must be an integer >= 10",
+           settings.reboot_timeout_s)
+    for key in ("pip_index_url", "pip_proxy", "apt_upstream_proxy", "driver_repo_url",
+                "driver_keyring_url"):
         value = getattr(settings, key)
         _check(host, key, value is None or (isinstance(value, str) and bool(_URL_RE.match(value))),
                "must be an http(s) or file URL", value)

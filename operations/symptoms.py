@@ -1,8 +1,8 @@
 """The chart's symptom table as data: signature -> symptom -> cause -> fix.
 
-One row per symptom (the chart's five, and the model snapshot the toolkit stages); adding a
-symptom is adding a row. ``match`` finds the first row whose
-signature appears in a piece of evidence (a log, an import error, a health answer).
+One row per symptom (the chart's five, the model snapshot the toolkit stages, and the NVIDIA
+driver's states, operations/drivers.py); adding a symptom is adding a row. ``match`` finds the
+first row whose signature appears in a piece of evidence (a log, an import error, a health answer).
 """
 
 from __future__ import annotations
@@ -90,6 +90,59 @@ SYMPTOMS: tuple[Symptom, ...] = (
         fix="lower memory use: --mem-fraction-static 0.65 and --max-total-tokens 1024",
     ),
 )
+
+# The driver's states, as operations/drivers.py words them (and real tools where they say so).
+DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
+    Symptom(
+        key="driver-pending-reboot",
+        symptom="the installed NVIDIA driver is not the loaded one",
+        signature=re.compile(r"the host has not rebooted since|Driver/library version mismatch"),
+        cause="a driver was installed or changed and the host has not rebooted since",
+        fix="reboot the host (the deploy's driver stage does, in its rolling batch)",
+    ),
+    Symptom(
+        key="nouveau-loaded",
+        symptom="nouveau is loaded",
+        signature=re.compile(r"nouveau is loaded"),
+        cause="the kernel's own nouveau driver holds the GPU, so the nvidia module cannot load",
+        fix="blacklist nouveau (options nouveau modeset=0), rebuild the initramfs and reboot: "
+        "the deploy does with driver_install=missing or upgrade",
+    ),
+    Symptom(
+        key="proprietary-on-blackwell",
+        symptom="the proprietary NVIDIA module on a Blackwell GPU",
+        signature=re.compile(r"proprietary module .* on a Blackwell GPU|RmInitAdapter failed"),
+        cause="Blackwell GPUs (RTX 50-series, sm_120) need NVIDIA's open kernel module; the "
+        "proprietary one loads but cannot initialise them",
+        fix="deploy with driver_install=upgrade: it installs nvidia-open of the branch and "
+        "reboots the host",
+    ),
+    Symptom(
+        key="driver-too-old",
+        symptom="the NVIDIA driver is below the stack's minimum",
+        signature=re.compile(r"is loaded, below \d+ for CUDA"),
+        cause="the loaded driver branch is older than the stack's CUDA needs",
+        fix="deploy with driver_install=upgrade (it reboots the host), or use a stack for an "
+        "older CUDA",
+    ),
+    Symptom(
+        key="driver-missing",
+        symptom="no NVIDIA driver loaded",
+        signature=re.compile(r"no NVIDIA driver loaded|Found no NVIDIA driver on your system"),
+        cause="no NVIDIA driver is installed, or it did not load",
+        fix="deploy with driver_install=missing (the default): it installs the open driver "
+        "and reboots the host",
+    ),
+    Symptom(
+        key="no-devices",
+        symptom="nvidia-smi: No devices were found",
+        signature=re.compile(r"No devices were found"),
+        cause="the driver loaded but sees no GPU: on RTX 5090 boards, Resizable BAR or Above "
+        "4G decoding is off in the firmware",
+        fix="enable Above 4G decoding and Resizable BAR in the BIOS/UEFI settings, then reboot",
+    ),
+)
+SYMPTOMS += DRIVER_SYMPTOMS
 
 BY_KEY = {s.key: s for s in SYMPTOMS}
 

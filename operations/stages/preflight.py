@@ -14,9 +14,9 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import hub, preview
-from operations.facts import FreeDiskGb, NvidiaGpus, Pid1, PortListener
-from operations.nvidia import driver_major
+from operations import drivers, hub, preview
+from operations.drivers import DriverPlan
+from operations.facts import FreeDiskGb, NvidiaDriver, NvidiaGpus, Pid1, PortListener
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import weights
@@ -36,29 +36,15 @@ class Failure:
                 f"needed {self.needed}; {self.todo}")
 
 
-def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
-             port_holders: list[dict[str, Any]] | None, pid1: str,
-             model_missing: tuple[str, int] | None = None) -> list[Failure]:
-    """Every failed check, from facts already gathered (pure: tested on real fixtures).
-    ``model_missing``: the pinned model (as text) and the bytes of it not yet staged, which the
-    model cache's disk must hold on top of ``min_free_disk_gb``."""
-    stack = settings.stack_def()
+def gpu_failures(settings: Settings, gpus: dict[str, Any]) -> list[Failure]:
+    """The GPUs nvidia-smi reports against what the fleet needs (count, class, memory)."""
     failures: list[Failure] = []
-    if gpus.get("error") or not gpus.get("driver"):
-        failures.append(Failure(
-            "nvidia-driver", gpus.get("error") or "nvidia-smi reports no driver version",
-            f"an NVIDIA driver >= {stack.min_driver} loaded",
-            "install the NVIDIA open kernel driver and reboot"))
-    else:
-        if driver_major(gpus["driver"]) < stack.min_driver:
-            failures.append(Failure(
-                "driver-version", f"driver {gpus['driver']} (CUDA {gpus.get('cuda')})",
-                f"driver >= {stack.min_driver} for stack {stack.name} (CUDA {stack.cuda})",
-                f"upgrade the NVIDIA driver to {stack.min_driver} or newer, or choose a stack "
-                "for an older CUDA"))
-        if not gpus["gpus"]:
-            failures.append(Failure("gpu-count", "no GPU", "at least one GPU",
-                                    "check that the GPUs are visible to nvidia-smi"))
+    if gpus.get("error"):
+        failures.append(Failure("gpu-count", f"nvidia-smi: {gpus['error']}", "at least one GPU",
+                                "check that the GPUs are visible to nvidia-smi"))
+    elif not gpus.get("gpus"):
+        failures.append(Failure("gpu-count", "no GPU", "at least one GPU",
+                                "check that the GPUs are visible to nvidia-smi"))
     for gpu in gpus.get("gpus", []):
         if gpu["compute_cap"] != settings.gpu_compute_capability:
             failures.append(Failure(
@@ -70,6 +56,20 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
                 "gpu-memory", f"GPU {gpu['index']} {gpu['name']} {gpu['memory_total_mib']} MiB",
                 f">= {settings.min_gpu_memory_mib} MiB (32 GB class)",
                 "use a 32 GB GPU, or set min_gpu_memory_mib for this host"))
+    return failures
+
+
+def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
+             port_holders: list[dict[str, Any]] | None, pid1: str, driver: DriverPlan,
+             model_missing: tuple[str, int] | None = None) -> list[Failure]:
+    """Every failed check, from facts already gathered (pure: tested on real fixtures).
+    ``driver``: what the driver stage will do; while it installs or reboots, the GPUs are
+    checked after its reboot instead. ``model_missing``: the pinned model (as text) and the
+    bytes of it not yet staged, which the model cache's disk must hold on top of
+    ``min_free_disk_gb``."""
+    failures = [Failure(*refusal) for refusal in driver.refusals]
+    if not failures and not driver.acts:
+        failures += gpu_failures(settings, gpus)
     for path, free in free_gb.items():
         needed, why = settings.min_free_disk_gb, f"> {settings.min_free_disk_gb} GB"
         if model_missing and model_missing[1] and path == settings.model_cache_dir:
@@ -159,9 +159,13 @@ def checklist(settings: Settings):
         staged = weights.status(weights.worker_spec(settings, pin))
         model_missing = (f"{pin.repo}@{pin.commit[:12]}",
                          staged.get("missing_bytes", pin.size))
+    gpus = host.get_fact(NvidiaGpus)
+    driver = drivers.plan(settings, host.get_fact(NvidiaDriver), gpus)
+    preview.driver(driver)
     failures = evaluate(
         settings,
-        gpus=host.get_fact(NvidiaGpus),
+        gpus=gpus,
+        driver=driver,
         free_gb={path: host.get_fact(FreeDiskGb, path=path) for path in paths},
         port_holders=host.get_fact(PortListener, port=settings.port),
         pid1=host.get_fact(Pid1),

@@ -9,7 +9,7 @@ from operations import checks
 from operations.facts import UnitState
 from operations.settings import validate
 from tests.conftest import CAPTURES, FIXTURES
-from tests.unit.test_preflight import gpus_from
+from tests.unit.test_preflight import OPEN_570, gpus_from
 
 SETTINGS = validate("gpu-01", {"stack": "cu128-nightly"})
 PINS = {"torch": "2.10.0.dev20250916+cu128", "sgl-kernel": "0.3.9.post2", "sglang": "0.5.2"}
@@ -24,7 +24,8 @@ def healthy_evidence(**changes) -> dict:
     gpus = gpus_from(CAPTURES / "rtx5090-570")
     gpus["gpus"] = [{**g, "memory_used_mib": 21000} for g in gpus["gpus"]]
     evidence = {
-        "gpus": gpus, "free_gb": {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0},
+        "gpus": gpus, "driver": OPEN_570,
+        "free_gb": {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0},
         "port": [{"pid": 812, "comm": "python", "unit": "sglang.service"}], "pid1": "systemd",
         "libnuma": True, "venv": {**PINS, "pip": "25.0"},
         "torch": {"torch": PINS["torch"], "cuda": "12.8",
@@ -155,7 +156,8 @@ def test_a_host_lost_mid_run_gives_findings_not_exceptions():
     """pyinfra hands an operation a fact's default when the host stops answering; found when a
     lab host was powered off in the middle of a deploy (it crashed the whole run once)."""
     from operations import facts as f
-    evidence = {"gpus": f.NvidiaGpus.default(), "free_gb": {"/opt/sglang": None},
+    evidence = {"gpus": f.NvidiaGpus.default(), "driver": f.NvidiaDriver.default(),
+                "free_gb": {"/opt/sglang": None},
                 "port": f.PortListener.default(), "pid1": f.Pid1.default(),
                 "libnuma": f.LibnumaLinked.default(), "venv": f.PythonJson.default(),
                 "torch": f.PythonJson.default(), "unit": f.UnitState.default(),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from operations import nvidia
+from operations import drivers, nvidia
+from operations.facts import NvidiaDriver
 from operations.settings import validate
 from operations.stages.preflight import checklist, evaluate
 from tests.conftest import CAPTURES, FIXTURES, FakeHost
@@ -20,13 +21,21 @@ def gpus_from(folder, count: int = 1) -> dict:
             "gpus": [asdict(replace(gpu, index=i)) for i in range(count)]}
 
 
+def driver_state(name: str) -> dict:
+    """The NVIDIA driver fact as a host gave it (tests/fixtures/driver-states)."""
+    lines = (FIXTURES / "driver-states" / f"{name}.txt").read_text().splitlines()
+    return NvidiaDriver().process(lines)
+
+
 RTX5090_570 = gpus_from(CAPTURES / "rtx5090-570")
+OPEN_570 = driver_state("lab-open-570")
 GOOD_DISK = {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0}
 
 
-def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", **data):
-    return evaluate(validate("gpu-01", {"stack": "cu128-nightly", **data}), gpus, disk,
-                    holders, pid1)
+def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", driver=OPEN_570,
+             **data):
+    settings = validate("gpu-01", {"stack": "cu128-nightly", **data})
+    return evaluate(settings, gpus, disk, holders, pid1, drivers.plan(settings, driver, gpus))
 
 
 def test_rtx5090_with_32607_mib_on_driver_570_passes():
@@ -39,7 +48,8 @@ def test_two_rtx5090s_pass():
 
 
 def test_driver_565_is_too_old_for_cuda_12_8():
-    [failure] = failures(gpus=gpus_from(CAPTURES / "rtx5090-565"))
+    [failure] = failures(gpus=gpus_from(CAPTURES / "rtx5090-565"),
+                         driver=driver_state("lab-open-565"))
     assert failure.check == "driver-version"
     assert "565.57.01" in failure.found and ">= 570" in failure.needed
 
@@ -47,20 +57,33 @@ def test_driver_565_is_too_old_for_cuda_12_8():
 def test_cuda13_stack_needs_driver_580():
     [failure] = failures(stack="cu13-stable")
     assert failure.check == "driver-version" and ">= 580" in failure.needed
-    assert failures(gpus=gpus_from(CAPTURES / "rtx5090-580"), stack="cu13-stable") == []
+    open_580 = {**OPEN_570, "loaded": OPEN_570["loaded"].replace("570.153.02", "580.95.05"),
+                "packages": {}}
+    assert failures(gpus=gpus_from(CAPTURES / "rtx5090-580"), driver=open_580,
+                    stack="cu13-stable") == []
 
 
 def test_real_h100_fails_compute_capability_but_not_memory():
+    real = {"os": "ubuntu-24.04", "packages": {}, "nouveau": False, "loaded": (
+        FIXTURES / "driver-states" / "h100-ubuntu2404-loaded.txt").read_text()}
     checks = {f.check: f for f in failures(gpus=gpus_from(
-        FIXTURES / "gpu-hosts" / "h100-ubuntu2404"), stack="cu13-stable")}
+        FIXTURES / "gpu-hosts" / "h100-ubuntu2404"), driver=real, stack="cu13-stable")}
     assert set(checks) == {"compute-capability"}
     assert "9.0" in checks["compute-capability"].found
 
 
-def test_missing_driver_is_named_with_nvidia_smis_words():
-    [failure] = failures(gpus={"driver": None, "cuda": None, "gpus": [],
-                               "error": "nvidia-smi: command not found"})
-    assert failure.check == "nvidia-driver" and "command not found" in failure.found
+NO_SMI = {"driver": None, "cuda": None, "gpus": [], "error": "nvidia-smi: command not found"}
+
+
+def test_missing_driver_is_named_with_nvidia_smis_words_when_the_stage_may_not_install():
+    found = failures(gpus=NO_SMI, driver=driver_state("lab-bare"), driver_install="never")
+    assert [f.check for f in found] == ["nouveau", "nvidia-driver"]
+    assert "command not found" in found[1].found
+
+
+def test_a_bare_host_passes_preflight_when_the_driver_stage_installs_its_driver():
+    """Its GPUs are checked after the reboot (operations/stages/driver.py loaded)."""
+    assert failures(gpus=NO_SMI, driver=driver_state("lab-bare")) == []
 
 
 def test_disk_below_threshold_names_path():
@@ -84,7 +107,8 @@ def test_no_systemd_as_pid1_fails():
 
 def test_checklist_operation_fails_host_with_one_line_per_check():
     fake = FakeHost("gpu-09", {"NvidiaGpus": gpus_from(CAPTURES / "rtx5090-565"),
-                               "FreeDiskGb": 1.0, "PortListener": None, "Pid1": "systemd"})
+                               "NvidiaDriver": driver_state("lab-open-565"), "FreeDiskGb": 1.0,
+                               "PortListener": None, "Pid1": "systemd"})
     [command] = run_op(checklist, fake, settings=validate("gpu-09", {"stack": "cu128-nightly"}))
     lines = [line for line in command.split("'") if line.startswith("gpu-09:")]
     assert [line.split()[2] for line in lines] == ["driver-version", "disk-space", "disk-space"]
@@ -92,7 +116,8 @@ def test_checklist_operation_fails_host_with_one_line_per_check():
 
 
 def test_checklist_operation_yields_nothing_when_all_pass():
-    fake = FakeHost("gpu-01", {"NvidiaGpus": RTX5090_570, "FreeDiskGb": 500.0,
+    fake = FakeHost("gpu-01", {"NvidiaGpus": RTX5090_570, "NvidiaDriver": OPEN_570,
+                               "FreeDiskGb": 500.0,
                                "PortListener": None, "Pid1": "systemd"})
     assert run_op(checklist, fake, settings=validate("gpu-01", {"stack": "cu128-nightly"})) == []
 
@@ -100,9 +125,10 @@ def test_checklist_operation_yields_nothing_when_all_pass():
 def test_the_model_cache_disk_must_hold_the_pinned_models_unstaged_bytes():
     free = {"/opt/sglang": 500.0, "/var/cache/sglang": 110.0}
     assert failures(disk=free) == []
-    [failure] = evaluate(validate("gpu-01", {"stack": "cu128-nightly"}), RTX5090_570, free,
-                         None, "systemd", model_missing=("Qwen/Qwen3-32B-AWQ@0123456789ab",
-                                                         19_100_000_000))
+    settings = validate("gpu-01", {"stack": "cu128-nightly"})
+    [failure] = evaluate(settings, RTX5090_570, free, None, "systemd",
+                         drivers.plan(settings, OPEN_570, RTX5090_570),
+                         model_missing=("Qwen/Qwen3-32B-AWQ@0123456789ab", 19_100_000_000))
     assert failure.line("gpu-01") == (
         "gpu-01: preflight disk-space failed: found 110.0 GB free at /var/cache/sglang; needed "
         "> 119.1 GB: 100 GB for the stack and its work, 19.1 GB for "

@@ -1,0 +1,255 @@
+"""The NVIDIA driver: where each distribution gets the open driver of a branch (data), and what
+a host's driver state calls for under ``driver_install`` (pure, tested on lab and real states).
+
+Sources: ../shared/notes/driver-install.md (NVIDIA's installation guide and kernel_open README,
+the Ubuntu archive, field reports), summarised in README "The driver stage".
+
+Example::
+
+    state = host.get_fact(NvidiaDriver)
+    plan = drivers.plan(settings, state, host.get_fact(NvidiaGpus))
+    plan.reboot, plan.refusals     # what the driver stage will do, or why it may not
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from operations.settings import Settings
+
+# NVIDIA's CUDA repository, per distribution path; its keyring package sits at its root.
+NVIDIA_REPO = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/x86_64/"
+KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"
+KEYRING_PACKAGE = "cuda-keyring"
+KEYRING_FILE = "/usr/share/keyrings/cuda-archive-keyring.gpg"
+PINNING = "nvidia-driver-pinning-{branch}"  # pins apt to the branch: an upgrade stays in it
+FLAVOUR_PACKAGES = {"open": "nvidia-open", "proprietary": "cuda-drivers"}  # NVIDIA's
+HEADERS = "linux-headers-$(uname -r)"  # DKMS builds the module against the running kernel
+NOUVEAU_CONF = "/etc/modprobe.d/blacklist-nouveau.conf"
+NOUVEAU_BLACKLIST = "blacklist nouveau\noptions nouveau modeset=0\n"
+PERSISTENCED = "nvidia-persistenced.service"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    repo_path: str  # NVIDIA's name for it in repository URLs and the list file
+    # Branches the distribution's own archive has as genuine open packages (installed from
+    # there, ``nvidia-driver-<branch>-open``); every other branch comes from NVIDIA's repository.
+    archive_branches: tuple[int, ...] = ()
+    note: str = ""
+
+
+DISTRIBUTIONS: dict[str, Distribution] = {
+    "ubuntu-22.04": Distribution("ubuntu2204", (570, 575, 580)),
+    "ubuntu-24.04": Distribution(
+        "ubuntu2404", (575, 580),
+        note="the archive's 570 is a transitional package that installs 580: a genuine 570 "
+             "comes from NVIDIA's repository"),
+    "debian-12": Distribution(
+        "debian12", (), note="Debian's archive has only 535, too old for Blackwell"),
+}
+
+# Packages that put an nvidia kernel module on disk, and its flavour: NVIDIA's repository,
+# then Ubuntu's DKMS and prebuilt module packages.
+MODULE_PACKAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"nvidia-kernel-open-dkms"), "open"),
+    (re.compile(r"nvidia-kernel-dkms"), "proprietary"),
+    (re.compile(r"nvidia-dkms-\d+(-server)?-open"), "open"),
+    (re.compile(r"nvidia-dkms-\d+(-server)?"), "proprietary"),
+    (re.compile(r"linux-modules-nvidia-\d+(-server)?-open-.+"), "open"),
+    (re.compile(r"linux-modules-nvidia-\d+(-server)?-(?!open-).+"), "proprietary"),
+)
+
+
+@dataclass(frozen=True)
+class Module:
+    flavour: str  # "open" | "proprietary"
+    version: str
+
+    @property
+    def branch(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    def __str__(self) -> str:
+        return f"nvidia {self.version} ({self.flavour})"
+
+
+def loaded_module(line: str) -> Module | None:
+    """The loaded module from /proc/driver/nvidia/version's first line: the open module says
+    "Open Kernel Module", the proprietary one "Kernel Module" alone (NVIDIA's kernel_open
+    README)."""
+    found = re.search(r"Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)\s", line + " ")
+    if not found:
+        return None
+    return Module("open" if "Open Kernel Module" in line else "proprietary", found.group(1))
+
+
+def installed_module(packages: dict[str, str]) -> Module | None:
+    """The module the installed packages put on disk (what loads at the next boot)."""
+    for name, version in sorted(packages.items()):
+        for pattern, flavour in MODULE_PACKAGES:
+            if pattern.fullmatch(name):
+                upstream = re.match(r"(?:\d+:)?(\d+\.\d+(?:\.\d+)?)", version)
+                if upstream:
+                    return Module(flavour, upstream.group(1))
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # a row of operations/symptoms.py
+    text: str
+
+
+def _blackwell(settings: Settings, gpus: dict[str, Any]) -> bool:
+    """Blackwell (compute capability 10 and up) needs the open module. The GPUs say so when
+    nvidia-smi can read them; else the fleet's setting does (an RTX 5090 host: 12.0)."""
+    caps = [gpu["compute_cap"] for gpu in gpus.get("gpus", []) if gpu.get("compute_cap")]
+    caps = caps or [settings.gpu_compute_capability]
+    return any(float(cap) >= 10 for cap in caps)
+
+
+def problems(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> list[Problem]:
+    """What is wrong with the host's driver now, most telling first (pure)."""
+    stack = settings.stack_def()
+    loaded = loaded_module(state.get("loaded") or "")
+    installed = installed_module(state.get("packages") or {})
+    found = []
+    if installed and installed != loaded:
+        found.append(Problem("driver-pending-reboot", f"{installed} is installed but "
+                             f"{loaded or 'no nvidia module'} is loaded: the host has not "
+                             "rebooted since"))
+    if state.get("nouveau"):
+        found.append(Problem("nouveau-loaded", "nouveau is loaded: it holds the GPU, the nvidia "
+                             "module cannot load"))
+    if loaded and loaded.flavour == "proprietary" and _blackwell(settings, gpus):
+        found.append(Problem("proprietary-on-blackwell", f"the proprietary module {loaded} is "
+                             f"loaded on a Blackwell GPU ({state['loaded'].strip()})"))
+    elif loaded and loaded.branch < stack.min_driver:
+        found.append(Problem("driver-too-old", f"{loaded} is loaded, below {stack.min_driver} "
+                             f"for CUDA {stack.cuda} (stack {stack.name})"))
+    if not loaded:
+        found.append(Problem("driver-missing", "no NVIDIA driver loaded (nvidia-smi: "
+                             f"{gpus.get('error') or 'no driver version'})"))
+    elif "No devices were found" in (gpus.get("error") or "") and not any(
+            p.key == "proprietary-on-blackwell" for p in found):
+        found.append(Problem("no-devices", f"{loaded} is loaded, and nvidia-smi says: No "
+                             "devices were found"))
+    return found
+
+
+@dataclass(frozen=True)
+class DriverPlan:
+    """What the driver stage does on a host, decided before it changes anything."""
+
+    branch: int  # the branch it installs
+    problems: list[Problem] = field(default_factory=list)
+    refusals: list[tuple[str, str, str, str]] = field(default_factory=list)  # preflight Failure
+    install: bool = False
+    from_archive: bool = False  # the distribution's archive, not NVIDIA's repository
+    remove: tuple[str, ...] = ()  # installed packages of the flavour it replaces
+    blacklist_nouveau: bool = False
+    reboot: bool = False
+
+    @property
+    def acts(self) -> bool:
+        return self.install or self.reboot
+
+    def summary(self) -> str:
+        if not self.acts:
+            return "driver: as needed"
+        steps = []
+        if self.install:
+            source = "the distribution's archive" if self.from_archive else "NVIDIA's repository"
+            steps.append(f"install the open driver {self.branch} from {source}")
+        if self.blacklist_nouveau:
+            steps.append("blacklist nouveau")
+        steps.append("reboot")
+        return f"driver: {', '.join(steps)} ({'; '.join(p.text for p in self.problems)})"
+
+
+# Problem key -> (preflight check, what is needed, what to do) when the stage may not fix it.
+_REFUSED = {
+    "driver-pending-reboot": ("driver-reboot", "the installed driver loaded",
+                              "reboot the host (driver_install=missing or upgrade does)"),
+    "nouveau-loaded": ("nouveau", "nouveau blacklisted and not loaded",
+                       "set driver_install=missing or upgrade: it blacklists nouveau, rebuilds "
+                       "the initramfs and reboots"),
+    "proprietary-on-blackwell": ("driver-flavour", "NVIDIA's open kernel module (Blackwell "
+                                 "GPUs need it)", "set driver_install=upgrade: it installs the "
+                                 "open module and reboots the host"),
+    "driver-too-old": ("driver-version", "driver >= {min} for stack {stack} (CUDA {cuda})",
+                       "set driver_install=upgrade (it reboots the host), or choose a stack for "
+                       "an older CUDA"),
+    "driver-missing": ("nvidia-driver", "an NVIDIA driver >= {min} loaded",
+                       "set driver_install=missing: it installs the open driver and reboots"),
+    "no-devices": ("gpu-devices", "the GPUs visible to the driver",
+                   "enable Above 4G decoding and Resizable BAR in the firmware (BIOS/UEFI) "
+                   "settings: RTX 5090 boards show no devices without them; then reboot"),
+}
+
+
+def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> DriverPlan:
+    """What ``driver_install`` allows for this state (pure). ``never`` changes nothing;
+    ``missing`` installs when no nvidia module is loaded and finishes a pending install with its
+    reboot; ``upgrade`` also replaces a loaded driver below ``driver_branch`` or the proprietary
+    module on a Blackwell GPU. What it may not fix is refused (preflight lines)."""
+    stack = settings.stack_def()
+    branch = settings.driver_branch or stack.min_driver
+    found = problems(settings, state, gpus)
+    keys = {p.key for p in found}
+    loaded = loaded_module(state.get("loaded") or "")
+    installed = installed_module(state.get("packages") or {})
+    blackwell = _blackwell(settings, gpus)
+    installed_good = installed is not None and installed.branch >= branch and (
+        installed.flavour == "open" or not blackwell)
+    fixable = {"never": set(),
+               "missing": {"driver-missing", "driver-pending-reboot", "nouveau-loaded"},
+               "upgrade": {"driver-missing", "driver-pending-reboot", "nouveau-loaded",
+                           "proprietary-on-blackwell", "driver-too-old"}}[settings.driver_install]
+    replace_loaded = settings.driver_install == "upgrade" and loaded is not None and (
+        loaded.branch < branch or "proprietary-on-blackwell" in keys)
+    if loaded is not None and not replace_loaded:
+        fixable = fixable - {"nouveau-loaded", "driver-missing"}
+    if "driver-pending-reboot" in fixable and "driver-pending-reboot" in keys and installed_good:
+        # The reboot loads the good driver already installed: what the loaded one lacks goes.
+        fixable = fixable | {"driver-too-old", "proprietary-on-blackwell", "no-devices",
+                             "nouveau-loaded", "driver-missing"}
+    refusals = [(_REFUSED[p.key][0], p.text, _REFUSED[p.key][1].format(
+        min=stack.min_driver, stack=stack.name, cuda=stack.cuda), _REFUSED[p.key][2])
+        for p in found if p.key not in fixable]
+    if refusals or not ((keys & fixable) or replace_loaded):
+        return DriverPlan(branch, found, refusals)
+    install = not installed_good
+    distro = DISTRIBUTIONS.get(state.get("os", ""))
+    if install and distro is None:
+        return DriverPlan(branch, found, [(
+            "driver-install", f"{state.get('os') or 'an unknown distribution'}: the driver "
+            f"stage installs on {', '.join(sorted(DISTRIBUTIONS))} only",
+            f"the open NVIDIA driver {branch} installed",
+            "install it by hand and reboot, or set driver_install=never")])
+    from_archive = bool(distro and branch in distro.archive_branches
+                        and not settings.driver_repo_url)
+    remove = tuple(sorted(name for name in state.get("packages") or {}
+                          if name == FLAVOUR_PACKAGES["proprietary"])) if install else ()
+    return DriverPlan(branch, found, [], install, from_archive, remove,
+                      bool(state.get("nouveau")), True)
+
+
+def repo_url(settings: Settings, os_name: str) -> str:
+    return settings.driver_repo_url or NVIDIA_REPO.format(path=DISTRIBUTIONS[os_name].repo_path)
+
+
+def keyring_url(settings: Settings, os_name: str) -> str:
+    return settings.driver_keyring_url or repo_url(settings, os_name) + KEYRING_DEB
+
+
+def list_file(os_name: str) -> str:
+    """The cuda-keyring package's own list file: replaced, so only one URL is in use."""
+    return f"/etc/apt/sources.list.d/cuda-{DISTRIBUTIONS[os_name].repo_path}-x86_64.list"
+
+
+def list_line(settings: Settings, os_name: str) -> str:
+    return f"deb [signed-by={KEYRING_FILE}] {repo_url(settings, os_name)} /\n"
