@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-if not Path("/proc/driver/nvidia/version").exists():
+if not Path("/run/lab-kernel/driver/nvidia/version").exists():  # as nvidia_smi.py reads it
     print("nvidia-persistenced failed to initialize. Check syslog for more details.",
           file=sys.stderr)
     sys.exit(1)

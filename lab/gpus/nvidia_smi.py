@@ -2,9 +2,9 @@
 """Simulated nvidia-smi for lab hosts, shipped by the lab's stand-in ``nvidia-smi`` package
 (lab/driver/repo.py; never installed by a real deploy).
 
-Answers as the real one does for the driver the (simulated) kernel loaded at boot
-(/proc/driver/nvidia/version): none loaded, a userspace of another version than the module (an
-install before its reboot) or the proprietary module on a Blackwell GPU fail with the real
+Answers as the real one does for the driver the simulated kernel loaded at boot (what
+/proc/driver/nvidia/version shows): none loaded, a userspace of another version than the module
+(an install before its reboot) or the proprietary module on a Blackwell GPU fail with the real
 messages; otherwise it prints the real formats from captured outputs: /etc/lab-gpu/gpus.json
 names the box's GPUs, /etc/lab-gpu/captures/<gpu>-<branch>/ holds one capture folder per GPU
 model and driver branch (nvidia-smi.txt, query-gpu.csv, nvidia-smi-q.xml; see captures/).
@@ -22,7 +22,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(os.environ.get("LAB_GPU_DIR", "/etc/lab-gpu"))
-LOADED = Path("/proc/driver/nvidia/version")
+# The loaded module, as the kernel holds it: the real nvidia-smi asks the kernel through
+# /dev/nvidiactl; this one reads the simulated kernel's state (lab/driver/kernel_boot.py), which
+# /proc/driver/nvidia shows too, except inside a service with its own /proc (ProtectProc=).
+LOADED = Path("/run/lab-kernel/driver/nvidia/version")
 NVML = Path("/usr/share/lab-driver/nvml-version")
 USAGE = Path("/run/sglang/lab-gpu-usage.json")
 
