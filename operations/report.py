@@ -13,12 +13,14 @@ from operations.rollout import PLAN, summary
 _outcomes: dict[str, str] = {}
 _notes: dict[str, list[str]] = {}
 _registered: list[str] = []
+_rebooting: set[str] = set()  # hosts the run rebooted and waits for: not "unreachable"
 
 
 class _Recorder(BaseStateCallback):
     @staticmethod
     def host_connect_error(state, host, error) -> None:
-        _outcomes.setdefault(host.name, f"unreachable: {error}")
+        if host.name not in _rebooting:
+            _outcomes.setdefault(host.name, f"unreachable: {error}")
 
     @staticmethod
     def operation_host_error(state, host, op_hash, retry_count=0, max_retries=0) -> None:
@@ -57,6 +59,11 @@ def _print_summary(verb: str) -> None:
         print(f"--> {len(failed)} of {len(names)} hosts failed: {', '.join(failed)}")
     else:
         print(f"--> all {len(names)} hosts {ok}")
+
+
+def rebooting(host_name: str, waiting: bool) -> None:
+    """While the run waits for a host it rebooted, failed connections are expected."""
+    (_rebooting.add if waiting else _rebooting.discard)(host_name)
 
 
 def note(host_name: str, text: str) -> None:

@@ -19,11 +19,10 @@ from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
-from operations import drivers
+from operations import drivers, report
 from operations.drivers import DriverPlan
 from operations.facts import NvidiaDriver, NvidiaGpus
 from operations.outcome import fail
-from operations.report import note
 from operations.settings import Settings
 from operations.stages import gateway, preflight
 
@@ -101,6 +100,14 @@ def wait_for_new_boot(host, before: str, timeout_s: int) -> bool:  # noqa: ANN00
     it has not come back within ``timeout_s``."""
     clear_askpass_cache(host)  # the host's files from before the reboot are gone
     host.disconnect()
+    report.rebooting(host.name, True)
+    try:
+        return _reconnect(host, before, timeout_s)
+    finally:
+        report.rebooting(host.name, False)
+
+
+def _reconnect(host, before: str, timeout_s: int) -> bool:  # noqa: ANN001
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         time.sleep(2)
@@ -117,7 +124,7 @@ def wait_for_new_boot(host, before: str, timeout_s: int) -> bool:  # noqa: ANN00
         host.disconnect()
     line = (f"did not come back within {timeout_s} s of its reboot (reboot_timeout_s): check "
             "its console; the rest of the fleet goes on")
-    note(host.name, line)
+    report.note(host.name, line)
     logger.error(f"{host.print_prefix}{line}")
     return False
 

@@ -42,8 +42,9 @@ def fleet(root_required):
 def test_first_deploy_serves_two_hosts_and_names_the_failed_one(fleet):
     out = fleet.stdout + fleet.stderr
     assert fleet.returncode != 0, out
-    assert "lab-3: preflight driver-version failed: found driver 565.57.01" in out
-    assert "needed driver >= 570" in out
+    assert ("lab-3: preflight driver-version failed: found nvidia 565.57.01 (open) is loaded, "
+            "below 570") in out
+    assert "needed driver >= 570" in out and "set driver_install=upgrade" in out
     assert "lab-1  healthy" in out and "lab-2  healthy" in out
     assert "1 of 3 hosts failed: lab-3" in out
     assert changed_hosts(out) == {"lab-1", "lab-2"}
