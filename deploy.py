@@ -40,7 +40,7 @@ def prepare(settings: Settings) -> None:
 
 @deploy("Rolling batch")
 def converge(settings: Settings) -> None:
-    driver.install(settings)
+    reboot = driver.install(settings)
     venv = python_env.stack_installed(name="Python venv holds the stack's exact pins",
                                       settings=settings,
                                       wheelhouse=roles.wheelhouse_url(settings.stack))
@@ -49,10 +49,10 @@ def converge(settings: Settings) -> None:
     unit = service.configured(name="sglang.service rendered, dry-parsed and written",
                               settings=settings)
     restart = health.restarted(name="Restart sglang.service after a change or when unhealthy",
-                               settings=settings, changes=[venv, unit])
+                               settings=settings, changes=[venv, unit], reboot=reboot)
     health.enabled_and_running()
     health.serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
-                   restart=restart)
+                   restart=restart, reboot=reboot)
     rollout.recorded(name="Record the configuration it is healthy with", settings=settings)
     preview.watch(stack=venv, unit=unit, restart=restart)
     gateway.joined(name="In every router, healthy", settings=settings)

@@ -166,10 +166,12 @@ def persistence():
         yield f"systemctl enable --now {drivers.PERSISTENCED}"
 
 
-def install(settings: Settings) -> None:
+def install(settings: Settings) -> OperationMeta:
+    """The stage's operations; returns the reboot, which the health stage waits after."""
     packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
                       settings=settings)
     loaded(name="After a reboot: the open driver loaded, the GPUs seen", settings=settings,
            reboot=reboot)
     persistence(name="nvidia-persistenced enabled and running")
+    return reboot

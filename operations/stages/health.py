@@ -33,15 +33,18 @@ def _health_status(settings: Settings) -> int:
 
 
 @operation(is_idempotent=True)
-def restarted(settings: Settings, changes: list[OperationMeta]):
+def restarted(settings: Settings, changes: list[OperationMeta], reboot: OperationMeta):
     """Restart the server after a change, or when it does not answer /health 200 now (the fix
-    may be outside the unit: a library the stage before installed again).
+    may be outside the unit: a library the stage before installed again); not after this run's
+    reboot alone (the boot started it).
 
     + settings: the host's validated settings
     + changes: the operations whose change restarts the server
+    + reboot: the driver stage's reboot of this run
     """
     if not any(change.changed for change in changes) and (
-            rollout.PLAN.serving.get(host.name) or _health_status(settings) == 200):
+            reboot.changed or rollout.PLAN.serving.get(host.name)
+            or _health_status(settings) == 200):
         return  # the rollout plan read /health 200 seconds ago: no second probe
     yield from gateway.leave_commands(settings)
     yield "systemctl daemon-reload"
@@ -54,14 +57,15 @@ def enabled_and_running() -> None:
 
 
 @operation(is_idempotent=True)
-def serving(settings: Settings, restart: OperationMeta):
-    """After a restart, wait (bounded) for /health 200 and a generate that returns tokens; if
-    that fails, name the chart symptom and (``remediate``) apply its fix, bounded.
+def serving(settings: Settings, restart: OperationMeta, reboot: OperationMeta):
+    """After a restart or a reboot, wait (bounded) for /health 200 and a generate that returns
+    tokens; if that fails, name the chart symptom and (``remediate``) apply its fix, bounded.
 
     + settings: the host's validated settings
     + restart: the restart operation of this run
+    + reboot: the driver stage's reboot of this run
     """
-    if not restart.changed:
+    if not restart.changed and not reboot.changed:
         return  # it answered 200 before this run and nothing changed
     diagnosis = diagnose(remediation.health_now(settings, settings.health_timeout_s))
     if diagnosis.healthy:
