@@ -223,6 +223,11 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
     if refusals or not ((keys & fixable) or replace_loaded):
         return DriverPlan(branch, found, refusals)
     install = not installed_good
+    if install and replace_loaded and installed is None:
+        return DriverPlan(branch, found, [(
+            "driver-install", f"{loaded} is loaded and no driver package is installed (NVIDIA's "
+            ".run installer?): packages cannot replace it", "a driver apt can replace",
+            "run nvidia-uninstall on the host, then deploy again")])
     distro = DISTRIBUTIONS.get(state.get("os", ""))
     if install and distro is None:
         return DriverPlan(branch, found, [(

@@ -116,6 +116,16 @@ def test_no_devices_with_the_open_module_points_at_the_firmware_settings():
     assert "Resizable BAR" in refusal[3] and "Above 4G decoding" in refusal[3]
 
 
+def test_upgrade_does_not_replace_a_driver_it_did_not_install_with_packages():
+    """A driver from NVIDIA's .run installer: apt's packages would fight its files."""
+    run_installed = state("lab-open-565", packages={})
+    found = drivers.plan(settings(driver_install="upgrade"), run_installed,
+                         gpus_from(CAPTURES / "rtx5090-565"))
+    [refusal] = found.refusals
+    assert not found.acts and refusal[0] == "driver-install"
+    assert "nvidia-uninstall" in refusal[3]
+
+
 def test_an_unsupported_distribution_is_named_and_nothing_is_planned():
     found = drivers.plan(settings(), state("lab-bare", os="rocky-9.4"), NO_DRIVER)
     [refusal] = found.refusals
