@@ -42,6 +42,22 @@ def test_the_loaded_modules_flavour_comes_from_proc_driver_nvidia_versions_wordi
     assert drivers.loaded_module("") is None
 
 
+def test_a_real_gpu_hosts_driver_state_is_read_and_left_alone():
+    """The fact's command on the real GPU host: its driver is fine, so no mode touches it; a
+    newer branch would need packages it was not installed with."""
+    real = state("h200-device")
+    assert (real["os"], real["nouveau"], real["packages"]) == ("ubuntu-24.04", False, {})
+    assert drivers.loaded_module(real["loaded"]) == drivers.Module("open", "580.159.04")
+    h200 = {"driver": "580.159.04", "cuda": "13.0", "error": None,
+            "gpus": [{"compute_cap": "9.0"}]}
+    for mode in drivers_modes():
+        found = drivers.plan(settings(stack="cu13-stable", driver_install=mode), real, h200)
+        assert (found.problems, found.refusals, found.acts) == ([], [], False)
+    newer = drivers.plan(settings(stack="cu13-stable", driver_install="upgrade",
+                                  driver_branch=590), real, h200)
+    assert [r[0] for r in newer.refusals] == ["driver-install"]
+
+
 def test_the_installed_module_comes_from_nvidias_and_ubuntus_package_names():
     assert drivers.installed_module(state("lab-pending-580-over-565")["packages"]) == \
         drivers.Module("open", "580.95.05")
