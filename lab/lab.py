@@ -443,6 +443,35 @@ def read_hosts() -> list[dict]:
         return []
 
 
+# Kernel limits a booted host uses several of (systemd and its services each take inotify
+# instances); the defaults (128 instances) stop at about 20 hosts. Raised by up, restored by down.
+KERNEL_LIMITS = {"fs/inotify/max_user_instances": 16, "fs/inotify/max_user_watches": 2048}
+SAVED_LIMITS = LAB_DIR / "kernel-limits.json"
+
+
+def raise_limits(hosts: int) -> None:
+    saved = json.loads(SAVED_LIMITS.read_text()) if SAVED_LIMITS.exists() else {}
+    for key, per_host in KERNEL_LIMITS.items():
+        path = Path("/proc/sys") / key
+        now, wanted = int(path.read_text()), 128 + per_host * hosts
+        if now < wanted:
+            saved.setdefault(key, now)
+            path.write_text(f"{wanted}\n")
+            say(f"raised {key.replace('/', '.')} from {now} to {wanted} for {hosts} hosts "
+                "(lab/lab down puts it back)")
+    if saved:
+        SAVED_LIMITS.write_text(json.dumps(saved) + "\n")
+
+
+def restore_limits() -> None:
+    if not SAVED_LIMITS.exists():
+        return
+    for key, value in json.loads(SAVED_LIMITS.read_text()).items():
+        (Path("/proc/sys") / key).write_text(f"{value}\n")
+        say(f"restored {key.replace('/', '.')} to {value}")
+    SAVED_LIMITS.unlink()
+
+
 def up(count: int, profiles: list[str] | None, gateway: bool = False,
        login: str | None = None) -> None:
     require_root_and_tools()
@@ -456,6 +485,7 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False,
                        f"{sorted(p for p in HOST_PROFILES if p != 'gateway')}")
     down(purge=False)  # also clears what an earlier, killed run left behind
     LAB_DIR.mkdir(parents=True, exist_ok=True)
+    raise_limits(len(chosen) + int(gateway))
     build_base()
     if not SSH_KEY.exists():
         SSH_KEY.parent.mkdir(mode=0o700, exist_ok=True)
@@ -511,6 +541,7 @@ def down(purge: bool) -> None:
         name = link.split(":")[1].strip().split("@")[0]
         if name == BRIDGE or name.startswith("vb-lab-"):
             run("ip", "link", "delete", name, check=False)
+    restore_limits()
     for path in (HOSTS, RUN, LAB_DIR / "wheelhouse", HUB_ROOT, LOCK, DRIVER_REPO):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
