@@ -17,6 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyinfra import host
+
+from operations.facts import NvidiaDriver, NvidiaGpus
 from operations.settings import Settings
 
 # NVIDIA's CUDA repository, per distribution path; its keyring package sits at its root.
@@ -241,6 +244,20 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
                           if name == FLAVOUR_PACKAGES["proprietary"])) if install else ()
     return DriverPlan(branch, found, [], install, from_archive, remove,
                       bool(state.get("nouveau")), True)
+
+
+# A host's driver as this run last read it: only the driver stage changes it, so preflight's
+# read serves the stage's operations until one of them changed something (``fresh``).
+_READ: dict[str, tuple[DriverPlan, dict[str, Any], dict[str, Any]]] = {}
+
+
+def read(settings: Settings, fresh: bool = False) -> tuple[DriverPlan, dict[str, Any],
+                                                             dict[str, Any]]:
+    """The current host's plan, driver state and GPUs (two facts, read once per run)."""
+    if fresh or host.name not in _READ:
+        state, gpus = host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus)
+        _READ[host.name] = (plan(settings, state, gpus), state, gpus)
+    return _READ[host.name]
 
 
 def repo_url(settings: Settings, os_name: str) -> str:

@@ -20,8 +20,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
 from operations import drivers, report
-from operations.drivers import DriverPlan
-from operations.facts import NvidiaDriver, NvidiaGpus
+from operations.facts import NvidiaDriver
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import gateway, preflight
@@ -32,11 +31,6 @@ _DOWNLOAD = ("python3 -c 'import sys, urllib.request; "
              "urllib.request.urlretrieve(sys.argv[1], sys.argv[2])'")
 
 
-def plan_now(settings: Settings) -> tuple[DriverPlan, dict]:
-    state = host.get_fact(NvidiaDriver)
-    return drivers.plan(settings, state, host.get_fact(NvidiaGpus)), state
-
-
 @operation(is_idempotent=True)
 def packages(settings: Settings):
     """The open driver of the branch installed (staged for the next boot) from NVIDIA's
@@ -45,7 +39,7 @@ def packages(settings: Settings):
 
     + settings: the host's validated settings
     """
-    plan, state = plan_now(settings)
+    plan, state, _ = drivers.read(settings)
     if plan.refusals or not plan.acts:
         return  # preflight failed the host already, or nothing to do
     commands = []
@@ -75,13 +69,14 @@ def packages(settings: Settings):
 
 
 @operation(is_idempotent=True)
-def rebooted(settings: Settings):
+def rebooted(settings: Settings, installed: OperationMeta):
     """Reboot when the loaded driver is not the installed one, or nouveau is loaded; leave the
     routers first; wait (``reboot_timeout_s``) until the host answers with a new boot id.
 
     + settings: the host's validated settings
+    + installed: this run's package operation (a change to it changed the driver's state)
     """
-    plan, state = plan_now(settings)
+    plan, state, _ = drivers.read(settings, fresh=installed.changed)
     if plan.refusals or not plan.reboot:
         return
     before = state["boot_id"]
@@ -139,8 +134,7 @@ def loaded(settings: Settings, reboot: OperationMeta):
     """
     if not reboot.changed:
         return
-    plan, state = plan_now(settings)
-    gpus = host.get_fact(NvidiaGpus)
+    plan, state, gpus = drivers.read(settings, fresh=True)
     found = [f"{p.text}" for p in plan.problems]
     module = drivers.loaded_module(state["loaded"])
     if module and module.branch < plan.branch:
@@ -155,10 +149,13 @@ def loaded(settings: Settings, reboot: OperationMeta):
 
 
 @operation(is_idempotent=True)
-def persistence():
+def persistence(settings: Settings):
     """nvidia-persistenced enabled and running where the driver ships it (keeps the GPUs
-    initialised between processes)."""
-    state = host.get_fact(NvidiaDriver)
+    initialised between processes).
+
+    + settings: the host's validated settings
+    """
+    _, state, _ = drivers.read(settings)  # after a reboot: read again by ``loaded``
     enabled, _, active = state["persistenced"].partition("/")
     if not enabled or enabled == "not-found" or not state["loaded"]:
         return
@@ -168,10 +165,11 @@ def persistence():
 
 def install(settings: Settings) -> OperationMeta:
     """The stage's operations; returns the reboot, which the health stage waits after."""
-    packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
+    installed = packages(name="NVIDIA open driver installed (staged for the next boot)",
+                         settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
-                      settings=settings)
+                      settings=settings, installed=installed)
     loaded(name="After a reboot: the open driver loaded, the GPUs seen", settings=settings,
            reboot=reboot)
-    persistence(name="nvidia-persistenced enabled and running")
+    persistence(name="nvidia-persistenced enabled and running", settings=settings)
     return reboot

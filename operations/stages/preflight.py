@@ -16,7 +16,7 @@ from pyinfra.api import operation
 
 from operations import drivers, hub, preview
 from operations.drivers import DriverPlan
-from operations.facts import FreeDiskGb, NvidiaDriver, NvidiaGpus, Pid1, PortListener
+from operations.facts import FreeDiskGb, Pid1, PortListener
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import weights
@@ -159,8 +159,7 @@ def checklist(settings: Settings):
         staged = weights.status(weights.worker_spec(settings, pin))
         model_missing = (f"{pin.repo}@{pin.commit[:12]}",
                          staged.get("missing_bytes", pin.size))
-    gpus = host.get_fact(NvidiaGpus)
-    driver = drivers.plan(settings, host.get_fact(NvidiaDriver), gpus)
+    driver, _, gpus = drivers.read(settings, fresh=True)
     preview.driver(driver)
     failures = evaluate(
         settings,
