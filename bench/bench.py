@@ -1,11 +1,15 @@
-"""Deploy timings on lab fleets: full converge and no-op re-run on 1, 2, 4 and 8 worker hosts
-(plus lab-gw, the gateway and wheelhouse), and the bytes from outside during the converge: what
-the control machine's uplink received (packages) plus what the Hub stand-in sent (the model;
-in the lab it sits on the bridge, as a mirror would).
+"""Deploy timings on a lab fleet: one lab of the largest worker count (plus lab-gw, the gateway
+and wheelhouse), a full converge of its workers through the wheelhouse, then no-op re-runs of
+the whole deploy limited to 1, 8, 32 and 64 workers (lab-gw included), at the default
+``roll_batch`` and at ``roll_batch=1``.
 
-    sudo .venv/bin/python bench/bench.py [COUNTS...]      # default: 1 2 4 8
+    sudo .venv/bin/python bench/bench.py [COUNTS...]      # default: 1 8 32 64
 
-Prints a table with the machine's description. Timings live here, not in tests.
+Per row: the median of three no-op runs, its ratio to 1 worker, the operations one worker
+declares, SSH round trips per host per run (commands and uploads, counted in one extra
+``--debug`` run) and control-machine CPU seconds per host. Each row is printed as soon as it is
+measured (and kept in /tmp/bench-rows.jsonl), so a failure at one size loses none before it.
+Timings live here, not in tests.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,30 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 NOOP_RUNS = 3
-
-
-def uplink() -> str:
-    """The interface with the default route: where bytes from outside arrive."""
-    routes = Path("/proc/net/route").read_text().splitlines()[1:]
-    return next(line.split()[0] for line in routes if line.split()[1] == "00000000")
-
-
-def rx_bytes(interface: str) -> int:
-    return int(Path(f"/sys/class/net/{interface}/statistics/rx_bytes").read_text())
-
-
-def hub_bytes() -> int:
-    from lab.stacks import HUB_URL
-
-    out = subprocess.run(["curl", "-s", "-m", "10", f"{HUB_URL}/_lab/stats"],
-                         capture_output=True, text=True).stdout
-    return json.loads(out)["bytes"]
-
-
-def timed(*args: str) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.monotonic()
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-    return time.monotonic() - start, result
+ROWS = Path("/tmp/bench-rows.jsonl")
+LOCK = "/var/lib/sglang-lab/fleet.lock.json"
 
 
 def machine() -> str:
@@ -58,55 +42,89 @@ def machine() -> str:
             f"{platform.release()}, Python {platform.python_version()}")
 
 
-def bench(count: int, interface: str) -> dict:
-    lab_up = [str(ROOT / "lab" / "lab"), "up", str(count), "--profiles",
-              ",".join(["rtx5090-cu13"] * count), "--gateway"]
-    up_s, result = timed(*lab_up)
+def pyinfra(*args: str) -> tuple[float, float, str]:
+    """(wall seconds, control-machine CPU seconds, output) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    result = subprocess.run([PYINFRA, "-y", *args, "inventory.py", "deploy.py"], cwd=ROOT,
+                            capture_output=True, text=True,
+                            env={**os.environ, "SGLANG_LOCK": LOCK})
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = result.stdout + result.stderr
     if result.returncode:
-        raise SystemExit(f"lab up {count} failed: {result.stderr}")
-    before, model_before = rx_bytes(interface), hub_bytes()
-    converge_s, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")
-    fetched = rx_bytes(interface) - before
-    model = hub_bytes() - model_before
-    if result.returncode:
-        Path("/tmp/bench-failed.log").write_text(result.stdout + result.stderr)
-        raise SystemExit(f"deploy on {count} hosts failed (/tmp/bench-failed.log):\n"
-                         f"{result.stdout[-3000:]}")
-    noop = []
+        Path("/tmp/bench-failed.log").write_text(out)
+        raise RuntimeError(f"pyinfra {' '.join(args)} failed (/tmp/bench-failed.log)")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out
+
+
+def limits(count: int) -> list[str]:
+    names = ["lab-gw", *(f"lab-{n}" for n in range(1, count + 1))]
+    return [arg for name in names for arg in ("--limit", name)]
+
+
+def noop(count: int, extra: tuple[str, ...]) -> dict:
+    args = (*limits(count), *extra)
+    runs = []
     for _ in range(NOOP_RUNS):
-        seconds, result = timed(PYINFRA, "-y", "inventory.py", "deploy.py")
-        if "] Success" in result.stdout:
-            raise SystemExit(f"the re-run on {count} hosts changed something:\n{result.stdout}")
-        noop.append(seconds)
-    return {"hosts": count, "lab_up_s": up_s, "converge_s": converge_s,
-            "noop_s": statistics.median(noop), "fetched_mb": fetched / 1e6,
-            "model_mb": model / 1e6}
+        wall, cpu, out = pyinfra(*args)
+        if re.search(r"\]\s+Success", out):
+            raise RuntimeError(f"the no-op run on {count} workers changed something:\n{out}")
+        runs.append((wall, cpu))
+    _, _, debug = pyinfra("--debug", *args)
+    hosts = count + 1
+    round_trips = len(re.findall(r"Running command on |Attempting upload of ", debug))
+    declared = len(re.findall(r"^\s+\[lab-1\]\s+(No changes|Success)", debug, re.M))
+    return {"workers": count, "roll_batch": dict(a.split("=") for a in extra[1::2]).get(
+                "roll_batch", "default"),
+            "noop_s": statistics.median(w for w, _ in runs),
+            "cpu_s_per_host": statistics.median(c for _, c in runs) / hosts,
+            "round_trips_per_host": round_trips / hosts, "ops_per_worker": declared}
+
+
+def row_line(row: dict, base: float) -> str:
+    return (f"| {row['workers']} | {row['roll_batch']} | {row['noop_s']:.2f} | "
+            f"{row['noop_s'] / base:.2f}x | {row['ops_per_worker']} | "
+            f"{row['round_trips_per_host']:.1f} | {row['cpu_s_per_host']:.2f} |")
 
 
 def main(counts: list[int]) -> None:
-    interface = uplink()
-    print(f"machine: {machine()}")
-    print(f"bytes from outside: receive counter of {interface} during the converge, and the "
-          "model bytes the Hub stand-in sent")
-    rows = []
+    largest = max(counts)
+    print(f"machine: {machine()}", flush=True)
+    ROWS.write_text("")
+    lab = [str(ROOT / "lab" / "lab")]
     try:
-        for count in counts:
-            rows.append(bench(count, interface))
-            print(f"  measured {count} host(s)", flush=True)
+        start = time.monotonic()
+        up = subprocess.run([*lab, "up", str(largest), "--profiles",
+                             ",".join(["rtx5090-cu13"] * largest), "--gateway"],
+                            cwd=ROOT, capture_output=True, text=True)
+        if up.returncode:
+            raise SystemExit(f"lab up {largest} failed: {up.stderr}")
+        print(f"lab up {largest} workers and lab-gw: {time.monotonic() - start:.1f} s",
+              flush=True)
+        converge, cpu, _ = pyinfra()
+        print(f"full converge of {largest} workers through the wheelhouse: {converge:.1f} s "
+              f"({cpu / (largest + 1):.2f} CPU s per host on the control machine)", flush=True)
+        print("\n| workers | roll_batch | no-op, median of 3 (s) | vs 1 worker | operations per "
+              "worker | SSH round trips per host | control CPU s per host |")
+        print("|---|---|---|---|---|---|---|", flush=True)
+        base: dict[str, float] = {}
+        for extra in ((), ("--data", "roll_batch=1")):
+            for count in sorted(counts):
+                try:
+                    row = noop(count, extra)
+                except RuntimeError as error:
+                    print(f"| {count} | {extra[-1] if extra else 'default'} | failed: "
+                          f"{str(error).splitlines()[0]} |", flush=True)
+                    continue
+                base.setdefault(row["roll_batch"], row["noop_s"])
+                with ROWS.open("a") as rows:
+                    rows.write(json.dumps(row) + "\n")
+                print(row_line(row, base[row["roll_batch"]]), flush=True)
     finally:
-        subprocess.run([str(ROOT / "lab" / "lab"), "down"], cwd=ROOT, capture_output=True)
-    base = rows[0]["noop_s"]
-    outside = rows[0]["fetched_mb"] + rows[0]["model_mb"]
-    print("\n| hosts | lab up (s) | full converge (s) | no-op re-run, median of "
-          f"{NOOP_RUNS} (s) | no-op vs 1 host | MB packages | MB model | from outside vs 1 "
-          "host |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        total = row["fetched_mb"] + row["model_mb"]
-        print(f"| {row['hosts']} | {row['lab_up_s']:.1f} | {row['converge_s']:.1f} | "
-              f"{row['noop_s']:.2f} | {row['noop_s'] / base:.2f}x | {row['fetched_mb']:.1f} | "
-              f"{row['model_mb']:.3f} | {total / outside:.2f}x |")
+        subprocess.run([*lab, "down"], cwd=ROOT, capture_output=True)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1, 2, 4, 8])
+    main([int(a) for a in sys.argv[1:]] or [1, 8, 32, 64])

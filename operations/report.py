@@ -1,10 +1,17 @@
-"""One line per host at the end of a run: what happened to it, and the failed hosts by name."""
+"""The end of a run in a few lines, however large the fleet: a line per host that changed
+(and what), failed (and where, with its notes) or was left untouched; one line for the hosts
+that were healthy and changed nothing; the failed hosts by name. Without ``-v``, pyinfra's
+"[host] Skipped" lines (an operation only other hosts declared) are not printed.
+"""
 
 from __future__ import annotations
 
 import atexit
+import logging
+import re
 
-from pyinfra import state
+from pyinfra import logger, state
+from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
 
 from operations import preview
@@ -30,6 +37,31 @@ class _Recorder(BaseStateCallback):
         _outcomes.setdefault(host.name, f"FAILED at {names!r}")
 
 
+_SKIPPED = re.compile(r"\]\s+(\x1b\[[0-9;]*m)?Skipped(\x1b\[0m)?\s*$")
+_CHANGES_SHOWN = 4  # operation names per changed host; the rest counted
+
+
+class _QuietSkips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return state.print_noop_info or not _SKIPPED.search(str(record.getMessage()))
+
+
+def changes(host: Host) -> list[str]:
+    """The names of the operations that changed this host in this run, in order."""
+    found = []
+    for op_hash in state.get_op_order():
+        data = state.ops[host].get(op_hash)
+        if data and data.operation_meta.is_complete() and data.operation_meta.did_change():
+            found.append(sorted(state.get_op_meta(op_hash).names)[0].rsplit(" | ", 1)[-1])
+    return found
+
+
+def _changed_text(names: list[str]) -> str:
+    more = len(names) - _CHANGES_SHOWN
+    return "; changed: " + ", ".join(names[:_CHANGES_SHOWN]) + (f" and {more} more" if more > 0
+                                                                  else "")
+
+
 def _print_summary(verb: str) -> None:
     if verb == "deploy" and preview.is_preview():
         print("\n--> Plan (a preview: nothing was changed on any host):")
@@ -47,11 +79,22 @@ def _print_summary(verb: str) -> None:
                                    "the previous configuration")
     ok = "healthy" if verb == "deploy" else "ok"
     width = max((len(n) for n in names), default=4)
+    quiet = []
     print(f"\n--> Fleet summary ({verb}):")
-    for name in names:
-        print(f"    {name:<{width}}  {_outcomes.get(name, ok)}")
-        for text in dict.fromkeys(_notes.get(name, [])):
+    for found in state.inventory:
+        name = found.name
+        changed = changes(found) if state.is_executing else []
+        notes = list(dict.fromkeys(_notes.get(name, [])))
+        if name not in _outcomes and not changed and not notes:
+            quiet.append(name)
+            continue
+        print(f"    {name:<{width}}  {_outcomes.get(name, ok)}"
+              f"{_changed_text(changed) if changed and name not in _outcomes else ''}")
+        for text in notes:
             print(f"    {'':<{width}}  {text}")
+    if quiet:
+        print(f"    {ok}, nothing changed: {', '.join(quiet)} ({len(quiet)} host"
+              f"{'s' if len(quiet) > 1 else ''})")
     for line in summary():
         print(f"--> {line}")
     failed = [n for n in names if n in _outcomes and n not in PLAN.untouched]
@@ -77,4 +120,5 @@ def fleet_report(verb: str) -> None:
         return
     _registered.append(verb)
     state.add_callback_handler(_Recorder())
+    logger.addFilter(_QuietSkips())
     atexit.register(_print_summary, verb)

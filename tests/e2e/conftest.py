@@ -175,6 +175,19 @@ def changed_hosts(output: str) -> set[str]:
     return {match.group(1) for match in found if match}
 
 
+def unchanged_hosts(output: str) -> set[str]:
+    """The hosts the fleet summary lists as healthy (ok) with nothing changed."""
+    found = re.search(r"^\s+(?:healthy|ok), nothing changed: (.+) \(\d+ hosts?\)$", output,
+                      re.M)
+    return set(found.group(1).split(", ")) if found else set()
+
+
+def healthy_hosts(output: str) -> set[str]:
+    """The hosts the fleet summary lists as healthy: changed or not."""
+    listed = re.findall(r"^\s+(\S+)\s+healthy(?:$|; changed: )", output, re.M)
+    return set(listed) | unchanged_hosts(output)
+
+
 def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:
     junit = tmp_path / "verify.xml"
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
