@@ -6,8 +6,7 @@ the Ubuntu archive, field reports), summarised in README "The driver stage".
 
 Example::
 
-    state = host.get_fact(NvidiaDriver)
-    plan = drivers.plan(settings, state, host.get_fact(NvidiaGpus))
+    plan, state, gpus = drivers.read(settings)   # the host's driver, read once per run
     plan.reboot, plan.refusals     # what the driver stage will do, or why it may not
 """
 

@@ -135,7 +135,7 @@ def loaded(settings: Settings, reboot: OperationMeta):
     if not reboot.changed:
         return
     plan, state, gpus = drivers.read(settings, fresh=True)
-    found = [f"{p.text}" for p in plan.problems]
+    found = [problem.text for problem in plan.problems]
     module = drivers.loaded_module(state["loaded"])
     if module and module.branch < plan.branch:
         found.append(f"{module} is loaded, not the branch {plan.branch} that was installed")
