@@ -246,16 +246,21 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
 
 
 # A host's driver as this run last read it: only the driver stage changes it, so preflight's
-# read serves the stage's operations until one of them changed something (``fresh``).
+# read (``remember``) serves the stage's operations until one of them changed something.
 _READ: dict[str, tuple[DriverPlan, dict[str, Any], dict[str, Any]]] = {}
+
+
+def remember(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> DriverPlan:
+    """The plan for a state read elsewhere in this run (preflight reads it with its checks)."""
+    _READ[host.name] = (plan(settings, state, gpus), state, gpus)
+    return _READ[host.name][0]
 
 
 def read(settings: Settings, fresh: bool = False) -> tuple[DriverPlan, dict[str, Any],
                                                              dict[str, Any]]:
     """The current host's plan, driver state and GPUs (two facts, read once per run)."""
     if fresh or host.name not in _READ:
-        state, gpus = host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus)
-        _READ[host.name] = (plan(settings, state, gpus), state, gpus)
+        remember(settings, host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus))
     return _READ[host.name]
 
 

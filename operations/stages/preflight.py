@@ -16,7 +16,7 @@ from pyinfra.api import operation
 
 from operations import drivers, hub, preview
 from operations.drivers import DriverPlan
-from operations.facts import FreeDiskGb, Pid1, PortListener
+from operations.facts import Together
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import weights
@@ -154,22 +154,22 @@ def checklist(settings: Settings):
     """
     paths = sorted({settings.install_dir, settings.model_cache_dir})
     pin = hub.FLEET.pins.get(host.name)
-    model_missing = None
+    asked = [("NvidiaDriver", ()), ("NvidiaGpus", ()), ("Pid1", ()),
+             ("PortListener", (("port", settings.port),)),
+             *(("FreeDiskGb", (("path", path),)) for path in paths)]
     if pin is not None:  # the model's real size for its commit, less what is staged already
-        staged = weights.status(weights.worker_spec(settings, pin))
+        asked.append(("PythonJson", weights.status_arguments(weights.worker_spec(settings, pin))))
+    # Every check's facts in one round trip (a no-op deploy's cost grows with them).
+    state, gpus, pid1, holders, *found = host.get_fact(Together, facts=tuple(asked))
+    free_gb = dict(zip(paths, found, strict=False))
+    model_missing = None
+    if pin is not None:
         model_missing = (f"{pin.repo}@{pin.commit[:12]}",
-                         staged.get("missing_bytes", pin.size))
-    driver, _, gpus = drivers.read(settings, fresh=True)
+                         found[-1].get("missing_bytes", pin.size))
+    driver = drivers.remember(settings, state, gpus)
     preview.driver(driver)
-    failures = evaluate(
-        settings,
-        gpus=gpus,
-        driver=driver,
-        free_gb={path: host.get_fact(FreeDiskGb, path=path) for path in paths},
-        port_holders=host.get_fact(PortListener, port=settings.port),
-        pid1=host.get_fact(Pid1),
-        model_missing=model_missing,
-    )
+    failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
+                        port_holders=holders, pid1=pid1, model_missing=model_missing)
     if failures:
         lines = [failure.line(host.name) for failure in failures]
         preview.refused(lines)

@@ -79,10 +79,15 @@ def model_config_path(settings: Settings) -> str:
             "config.json")
 
 
+def status_arguments(job: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The PythonJson arguments that read a job's stat record."""
+    return (("python", "python3"), ("code", FETCH_CODE),
+            ("args", ("status", json.dumps(job, sort_keys=True))))
+
+
 def status(job: dict[str, Any]) -> dict[str, Any]:
     """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
-    return host.get_fact(PythonJson, python="python3", code=FETCH_CODE,
-                         args=("status", json.dumps(job, sort_keys=True)))
+    return host.get_fact(PythonJson, **dict(status_arguments(job)))
 
 
 def _streamed(state, host, command: str, arguments: dict) -> bool:

@@ -120,3 +120,27 @@ def test_port_listener_fact_reads_proc_output():
     assert fact.process(["812 python sglang.service", "listening"]) == [
         {"pid": 812, "comm": "python", "unit": "sglang.service"}]
     assert fact.process(["listening"]) == []
+
+
+def test_facts_read_together_give_what_each_gives_alone():
+    """Several facts in one round trip (a no-op deploy's cost), run here by a real shell: the
+    same values as each fact's own command, a failing one included."""
+    import subprocess
+
+    from operations.facts import FreeDiskGb, Pid1, PythonJson, Together
+
+    def run(command: str) -> list[str]:
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True
+                              ).stdout.splitlines()
+
+    asked = (("Pid1", ()), ("FreeDiskGb", (("path", "/tmp/no/such/dir"),)),
+             ("PythonJson", (("python", "/no/python"), ("code", "print(1)"))))
+    together = Together()
+    found = together.process(run(together.command(facts=asked)))
+    alone = [Pid1().process(run(Pid1().command())),
+             FreeDiskGb().process(run(FreeDiskGb().command(path="/tmp/no/such/dir"))),
+             PythonJson().process(run(PythonJson().command(python="/no/python",
+                                                           code="print(1)")))]
+    assert found[0] == alone[0] and found[2] == alone[2]
+    assert found[2]["status"] == 3 and "no python at /no/python" in found[2]["error"]
+    assert abs(found[1] - alone[1]) < 0.1  # free space moves a little between two reads
