@@ -20,6 +20,7 @@ from pyinfra import host
 
 from operations.facts import NvidiaDriver, NvidiaGpus
 from operations.settings import Settings
+from operations.symptoms import BY_KEY
 
 # NVIDIA's CUDA repository, per distribution path; its keyring package sits at its root.
 NVIDIA_REPO = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/x86_64/"
@@ -172,24 +173,17 @@ class DriverPlan:
         return f"driver: {', '.join(steps)} ({'; '.join(p.text for p in self.problems)})"
 
 
-# Problem key -> (preflight check, what is needed, what to do) when the stage may not fix it.
+# Problem key -> (preflight check, what is needed) when the stage may not fix it; what to do is
+# the symptom table's fix (operations/symptoms.py), the same words diagnose.py gives.
 _REFUSED = {
-    "driver-pending-reboot": ("driver-reboot", "the installed driver loaded",
-                              "reboot the host (driver_install=missing or upgrade does)"),
-    "nouveau-loaded": ("nouveau", "nouveau blacklisted and not loaded",
-                       "set driver_install=missing or upgrade: it blacklists nouveau, rebuilds "
-                       "the initramfs and reboots"),
-    "proprietary-on-blackwell": ("driver-flavour", "NVIDIA's open kernel module (Blackwell "
-                                 "GPUs need it)", "set driver_install=upgrade: it installs the "
-                                 "open module and reboots the host"),
-    "driver-too-old": ("driver-version", "driver >= {min} for stack {stack} (CUDA {cuda})",
-                       "set driver_install=upgrade (it reboots the host), or choose a stack for "
-                       "an older CUDA"),
-    "driver-missing": ("nvidia-driver", "an NVIDIA driver >= {min} loaded",
-                       "set driver_install=missing: it installs the open driver and reboots"),
-    "no-devices": ("gpu-devices", "the GPUs visible to the driver",
-                   "enable Above 4G decoding and Resizable BAR in the firmware (BIOS/UEFI) "
-                   "settings: RTX 5090 boards show no devices without them; then reboot"),
+    "driver-pending-reboot": ("driver-reboot", "the installed driver loaded"),
+    "nouveau-loaded": ("nouveau", "nouveau blacklisted and not loaded"),
+    "proprietary-on-blackwell": ("driver-flavour", "NVIDIA's open kernel module (Blackwell GPUs "
+                                 "need it)"),
+    "driver-too-old": ("driver-version", "driver >= {min} for stack {stack} (CUDA {cuda})"),
+    "driver-missing": ("nvidia-driver", "an NVIDIA driver >= {min} loaded"),
+    "no-devices": ("gpu-devices", "the GPUs visible to the driver (RTX 5090 boards show none "
+                   "without Above 4G decoding and Resizable BAR)"),
 }
 
 
@@ -220,7 +214,7 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
         fixable = fixable | {"driver-too-old", "proprietary-on-blackwell", "no-devices",
                              "nouveau-loaded", "driver-missing"}
     refusals = [(_REFUSED[p.key][0], p.text, _REFUSED[p.key][1].format(
-        min=stack.min_driver, stack=stack.name, cuda=stack.cuda), _REFUSED[p.key][2])
+        min=stack.min_driver, stack=stack.name, cuda=stack.cuda), BY_KEY[p.key].fix)
         for p in found if p.key not in fixable]
     if refusals or not ((keys & fixable) or replace_loaded):
         return DriverPlan(branch, found, refusals)

@@ -98,15 +98,16 @@ DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
         symptom="the installed NVIDIA driver is not the loaded one",
         signature=re.compile(r"the host has not rebooted since|Driver/library version mismatch"),
         cause="a driver was installed or changed and the host has not rebooted since",
-        fix="reboot the host (the deploy's driver stage does, in its rolling batch)",
+        fix="reboot the host: the deploy does with driver_install=missing or upgrade, in its "
+        "rolling batch",
     ),
     Symptom(
         key="nouveau-loaded",
         symptom="nouveau is loaded",
         signature=re.compile(r"nouveau is loaded"),
         cause="the kernel's own nouveau driver holds the GPU, so the nvidia module cannot load",
-        fix="blacklist nouveau (options nouveau modeset=0), rebuild the initramfs and reboot: "
-        "the deploy does with driver_install=missing or upgrade",
+        fix="set driver_install=missing or upgrade: the deploy blacklists nouveau (modeset=0), "
+        "rebuilds the initramfs and reboots",
     ),
     Symptom(
         key="proprietary-on-blackwell",
@@ -114,7 +115,7 @@ DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
         signature=re.compile(r"proprietary module .* on a Blackwell GPU|RmInitAdapter failed"),
         cause="Blackwell GPUs (RTX 50-series, sm_120) need NVIDIA's open kernel module; the "
         "proprietary one loads but cannot initialise them",
-        fix="deploy with driver_install=upgrade: it installs nvidia-open of the branch and "
+        fix="set driver_install=upgrade: the deploy installs nvidia-open of the branch and "
         "reboots the host",
     ),
     Symptom(
@@ -122,7 +123,7 @@ DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
         symptom="the NVIDIA driver is below the stack's minimum",
         signature=re.compile(r"is loaded, below \d+ for CUDA"),
         cause="the loaded driver branch is older than the stack's CUDA needs",
-        fix="deploy with driver_install=upgrade (it reboots the host), or use a stack for an "
+        fix="set driver_install=upgrade (the deploy reboots the host), or choose a stack for an "
         "older CUDA",
     ),
     Symptom(
@@ -130,8 +131,8 @@ DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
         symptom="no NVIDIA driver loaded",
         signature=re.compile(r"no NVIDIA driver loaded|Found no NVIDIA driver on your system"),
         cause="no NVIDIA driver is installed, or it did not load",
-        fix="deploy with driver_install=missing (the default): it installs the open driver "
-        "and reboots the host",
+        fix="set driver_install=missing (the default): the deploy installs the open driver and "
+        "reboots the host",
     ),
     Symptom(
         key="no-devices",
@@ -139,7 +140,8 @@ DRIVER_SYMPTOMS: tuple[Symptom, ...] = (
         signature=re.compile(r"No devices were found"),
         cause="the driver loaded but sees no GPU: on RTX 5090 boards, Resizable BAR or Above "
         "4G decoding is off in the firmware",
-        fix="enable Above 4G decoding and Resizable BAR in the BIOS/UEFI settings, then reboot",
+        fix="enable Above 4G decoding and Resizable BAR in the firmware (BIOS/UEFI) settings, "
+        "then reboot",
     ),
 )
 SYMPTOMS += DRIVER_SYMPTOMS
