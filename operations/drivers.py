@@ -41,17 +41,15 @@ class Distribution:
     # Branches the distribution's own archive has as genuine open packages (installed from
     # there, ``nvidia-driver-<branch>-open``); every other branch comes from NVIDIA's repository.
     archive_branches: tuple[int, ...] = ()
-    note: str = ""
 
 
 DISTRIBUTIONS: dict[str, Distribution] = {
     "ubuntu-22.04": Distribution("ubuntu2204", (570, 575, 580)),
-    "ubuntu-24.04": Distribution(
-        "ubuntu2404", (575, 580),
-        note="the archive's 570 is a transitional package that installs 580: a genuine 570 "
-             "comes from NVIDIA's repository"),
-    "debian-12": Distribution(
-        "debian12", (), note="Debian's archive has only 535, too old for Blackwell"),
+    # The archive's 570 is a transitional package that installs 580: a genuine 570 comes from
+    # NVIDIA's repository.
+    "ubuntu-24.04": Distribution("ubuntu2404", (575, 580)),
+    # Debian's archive has only 535, too old for Blackwell.
+    "debian-12": Distribution("debian12"),
 }
 
 # Packages that put an nvidia kernel module on disk, and its flavour: NVIDIA's repository,
@@ -161,8 +159,7 @@ class DriverPlan:
         return self.install or self.reboot
 
     def summary(self) -> str:
-        if not self.acts:
-            return "driver: as needed"
+        """What it does (when it ``acts``), and why."""
         steps = []
         if self.install:
             source = "the distribution's archive" if self.from_archive else "NVIDIA's repository"

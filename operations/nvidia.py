@@ -26,10 +26,6 @@ class Gpu:
     compute_cap: str | None = None
 
 
-def driver_major(version: str) -> int:
-    return int(version.split(".", 1)[0])
-
-
 def _mib(value: str) -> int:
     return int(value.strip().removesuffix("MiB").strip())
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DISTRO_PATH = "debian12/x86_64"  # NVIDIA's path for Debian 12, under the repository's root
-KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"  # NVIDIA's file name
 # Each branch's version: the version the lab's nvidia-smi captures report.
 BRANCHES = {565: "565.57.01", 570: "570.153.02", 580: "580.95.05"}
 MODULE_FILE = "/usr/lib/lab-driver/nvidia-module.json"  # the module DKMS built (kernel_boot.py)
@@ -193,8 +192,8 @@ def preinstalled(repo: Path, flavour: str, branch: int) -> list[Path]:
     repository (``repo``: what ``build`` made): its keyring, pinning, driver and headers."""
     version = f"{BRANCHES[branch]}-1"
     meta, module, _ = FLAVOURS[flavour]
-    names = [KEYRING_DEB, f"nvidia-driver-pinning-{branch}_{version}_all.deb",
-             f"{meta}_{version}_amd64.deb", f"{module}_{version}_amd64.deb",
-             f"nvidia-smi_{version}_amd64.deb", f"nvidia-persistenced_{version}_amd64.deb",
-             f"linux-headers-{os.uname().release}_1-lab_amd64.deb"]
-    return [repo / DISTRO_PATH / name for name in names]
+    wanted = ["cuda-keyring_1.1-1", f"nvidia-driver-pinning-{branch}_{version}",
+              *(f"{name}_{version}" for name in (meta, module, "nvidia-smi",
+                                                 "nvidia-persistenced")),
+              f"linux-headers-{os.uname().release}_1-lab"]
+    return [next((repo / DISTRO_PATH).glob(f"{name}_*.deb")) for name in wanted]

@@ -5,8 +5,8 @@ returns tokens.
 Example::
 
     from operations.stages import health
-    restart = health.restarted(settings=settings, changes=[venv, unit])
-    health.serving(settings=settings, restart=restart)
+    restart = health.restarted(settings=settings, changes=[venv, unit], reboot=reboot)
+    health.serving(settings=settings, restart=restart, reboot=reboot)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from operations import drivers
 from operations.diagnosis import diagnose
 from operations.facts import NvidiaDriver
-from operations.settings import SettingsError, validate
+from operations.settings import DRIVER_MODES, SettingsError, validate
 from operations.stages import driver
 from tests.conftest import CAPTURES, FIXTURES, FakeHost
 from tests.unit.test_operations import run_op
@@ -56,7 +56,7 @@ def test_a_real_gpu_hosts_driver_state_is_read_and_left_alone():
     assert drivers.loaded_module(real["loaded"]) == drivers.Module("open", "580.159.04")
     h200 = {"driver": "580.159.04", "cuda": "13.0", "error": None,
             "gpus": [{"compute_cap": "9.0"}]}
-    for mode in drivers_modes():
+    for mode in DRIVER_MODES:
         found = drivers.plan(settings(stack="cu13-stable", driver_install=mode), real, h200)
         assert (found.problems, found.refusals, found.acts) == ([], [], False)
     newer = drivers.plan(settings(stack="cu13-stable", driver_install="upgrade",
@@ -119,16 +119,11 @@ def test_an_installed_driver_not_yet_loaded_needs_only_its_reboot():
 
 def test_a_good_driver_is_left_alone_unless_upgrade_asks_for_a_newer_branch():
     gpus = gpus_from(CAPTURES / "rtx5090-570")
-    for mode in drivers_modes():
+    for mode in DRIVER_MODES:
         assert not plan("lab-open-570", gpus, driver_install=mode).acts
     found = plan("lab-open-570", gpus, driver_install="upgrade", driver_branch=580)
     assert (found.install, found.reboot, found.branch) == (True, True, 580)
     assert not plan("lab-open-570", gpus, driver_branch=580).acts  # missing: never replaces
-
-
-def drivers_modes() -> tuple[str, ...]:
-    from operations.settings import DRIVER_MODES
-    return DRIVER_MODES
 
 
 def test_no_devices_with_the_open_module_points_at_the_firmware_settings():

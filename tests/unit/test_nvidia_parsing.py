@@ -59,10 +59,6 @@ def test_every_lab_capture_agrees_across_its_three_formats(capture):
     assert from_csv.name == from_plain.name == from_xml.name
 
 
-def test_driver_major():
-    assert nvidia.driver_major("570.153.02") == 570
-
-
 @pytest.mark.parametrize("host", ["h100-ubuntu2404", "h100-device"])
 def test_real_host_outputs_agree_across_formats(host):
     folder = FIXTURES / "gpu-hosts" / host
