@@ -68,8 +68,9 @@ if run.allowed():  # else the host fails at once, with what its login or model l
         prepare(settings)
         mine = rollout.batch_of_this_host()
         for batch in host.loop(rollout.batch_numbers()):
+            if rollout.steps_into(batch, mine):
+                rollout.fleet_step(name="Fleet: the batches before are done")
             if batch == mine:
                 rollout.roll_goes_on(name="The roll goes on: earlier batches healthy",
                                      number=batch)
                 converge(settings)
-            rollout.fleet_step(name="Fleet: batch done")

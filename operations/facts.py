@@ -133,15 +133,13 @@ port_hex=$(printf '%04X' "$1")
 inodes=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$port_hex" \
   '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }')
 [ -n "$inodes" ] || exit 0
-for fd in /proc/[0-9]*/fd/*; do
-  link=$(readlink "$fd" 2>/dev/null) || continue
-  for inode in $inodes; do
-    if [ "$link" = "socket:[$inode]" ]; then
-      pid=${fd#/proc/}; pid=${pid%%/*}
-      unit=$(grep -o '[^/]*\.service' /proc/$pid/cgroup 2>/dev/null | head -n 1)
-      echo "$pid $(cat /proc/$pid/comm 2>/dev/null) ${unit:--}"
-    fi
-  done
+# One find per socket, not a readlink per open file: a GPU host has thousands.
+for inode in $inodes; do
+  find /proc/[0-9]*/fd -maxdepth 1 -lname "socket:\[$inode\]" 2>/dev/null
+done | while read -r fd; do
+  pid=${fd#/proc/}; pid=${pid%%/*}
+  unit=$(grep -o '[^/]*\.service' /proc/$pid/cgroup 2>/dev/null | head -n 1)
+  echo "$pid $(cat /proc/$pid/comm 2>/dev/null) ${unit:--}"
 done | sort -u
 echo listening
 """
@@ -442,34 +440,3 @@ print(json.dumps(found))
 # Wait (bounded) for /health 200, then one small generate: files/health_wait.py, run with the
 # system python3 and (port, timeout seconds, unit); it reads the API key on the host itself.
 WAIT_CODE = (FILES_DIR / "health_wait.py").read_text()
-
-
-_MARK = "__fact__="
-
-
-class Together(FactBase):
-    """Several of this module's facts in one round trip: each one's command runs in its own
-    subshell (its stderr dropped: pyinfra keeps a fact's stderr apart too), its output between
-    markers, parsed by that fact's own ``process``. Returns their values in the order asked.
-
-    Example::
-
-        gpus, pid1 = host.get_fact(Together, facts=(("NvidiaGpus", ()), ("Pid1", ())))
-        free, = host.get_fact(Together, facts=(("FreeDiskGb", (("path", "/opt"),)),))
-    """
-
-    def command(self, facts: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]) -> str:
-        self.facts = [globals()[name]() for name, _ in facts]
-        return "; ".join(f"echo {_MARK}{index}; ( {fact.command(**dict(kwargs))} ) 2>/dev/null"
-                         for index, (fact, (_, kwargs)) in enumerate(zip(self.facts, facts,
-                                                                         strict=True)))
-
-    def process(self, output: list[str]) -> list[Any]:
-        parts: list[list[str]] = [[] for _ in self.facts]
-        current = None
-        for line in output:
-            if line.startswith(_MARK) and line[len(_MARK):].isdigit():
-                current = int(line[len(_MARK):])
-            elif current is not None:
-                parts[current].append(line)
-        return [fact.process(lines) for fact, lines in zip(self.facts, parts, strict=True)]

@@ -15,6 +15,8 @@ Example::
 
     mine = rollout.batch_of_this_host()
     for batch in host.loop(rollout.batch_numbers()):
+        if rollout.steps_into(batch, mine):
+            rollout.fleet_step()  # after the batch before, before this one
         if batch == mine:
             rollout.roll_goes_on(number=batch)
             converge(settings)  # ends with rollout.recorded
@@ -34,7 +36,7 @@ from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.host import Host
 
-from operations import drivers, roles, secrets
+from operations import drivers, roles, secrets, survey
 from operations.facts import HEALTH_CODE, NvidiaDriver, PythonJson
 from operations.outcome import fail
 from operations.settings import RESTART_SETTINGS, Settings
@@ -99,14 +101,24 @@ PLAN = Plan()
 _PLANNING = threading.Lock()
 
 
+def _health_read(settings: Settings) -> survey.Read:
+    return survey.Read(PythonJson, {"python": "python3", "code": HEALTH_CODE, "_sudo": False,
+                                    "args": (f"http://127.0.0.1:{settings.port}/health",
+                                             record_path(settings))})
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What the plan reads of a worker (operations/survey.py): without sudo."""
+    return [_health_read(settings), survey.Read(NvidiaDriver, {"_sudo": False})]
+
+
 def _status(worker: Host) -> dict:
     """/health and the recorded fingerprint of one worker (one round trip), and for a serving
     one whether its driver stage will reboot it; read without sudo: a login that cannot get
     root is refused by its own deploy, not here."""
     settings = roles.settings_of(worker)
-    found = worker.get_fact(PythonJson, python="python3", code=HEALTH_CODE,
-                            args=(f"http://127.0.0.1:{settings.port}/health",
-                                  record_path(settings)), _sudo=False)
+    health = _health_read(settings)
+    found = worker.get_fact(health.fact, **health.kwargs)
     if found.get("status") == 200 and settings.driver_install != "never":
         state = worker.get_fact(NvidiaDriver, _sudo=False)
         found["reboots"] = drivers.plan(settings, state, {}).reboot
@@ -139,6 +151,13 @@ def batch_of_this_host() -> int | None:
 def batch_numbers() -> range:
     """Batch 0, then the rolling batches: the same on every host."""
     return range(len(plan_fleet().batches()))
+
+
+def steps_into(batch: int, mine: int | None) -> bool:
+    """Whether this host declares the fleet step into ``batch``: the hosts of that batch (before
+    their stages) and of the batch before it (after theirs). That chains each batch after the
+    one before, and a host declares two steps however many batches there are."""
+    return mine is not None and batch in (mine, mine + 1)
 
 
 @operation(is_idempotent=True)

@@ -13,13 +13,22 @@ import threading
 
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
+from pyinfra.api.host import Host
 
-from operations import hub, roles, secrets
+from operations import hub, roles, rollout, secrets, survey
 from operations.connection import guard_lost_hosts
 from operations.facts import Login
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
-from operations.stages import preflight
+from operations.stages import (
+    gateway,
+    preflight,
+    python_env,
+    service,
+    system_packages,
+    weights,
+    wheelhouse,
+)
 
 
 def _deploy_file_is_known_to_inspect() -> None:
@@ -75,7 +84,34 @@ def host_settings(verb: str) -> Settings:
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
+    if verb == "deploy":
+        survey.ahead([h for h in inventory if h in state.activated_hosts], _read_ahead)
     return roles.settings_of(host)
+
+
+def _stage_reads(settings: Settings) -> list[survey.Read]:
+    """What the stages of this host's roles (deploy.py) read on a run that changes nothing."""
+    found = []
+    if roles.is_wheelhouse():
+        found += wheelhouse.reads(settings)
+    if roles.is_gateway():
+        found += gateway.reads(settings)
+    if roles.is_worker():
+        found += [*rollout.reads(settings), *preflight.reads(settings),
+                  *system_packages.reads(settings), *weights.worker_reads(settings),
+                  *python_env.reads(settings), *service.reads(settings),
+                  *survey.service_reads(preflight.SERVICE_UNIT),
+                  *gateway.member_reads(settings)]
+    return found
+
+
+def _read_ahead(of: Host) -> None:
+    """One host's survey: a login that is not root by the inventory's word is read first,
+    without sudo, and the rest (with sudo) only when it can get root without a prompt."""
+    settings = roles.settings_of(of)
+    if _login_failure() is not None:  # its Login read ahead: the check below reads no more
+        return
+    survey.read(of, _stage_reads(settings))
 
 
 def _login_failure() -> preflight.Failure | None:
@@ -83,6 +119,7 @@ def _login_failure() -> preflight.Failure | None:
     arguments, _ = pop_global_arguments(state, host, {})
     if host.data.get("ssh_user") == "root" and not arguments["_sudo"]:
         return None  # root by the inventory's word: no round trip
+    survey.read(host, [survey.Read(Login, {"_sudo": False})])  # once: later asks are answered
     return preflight.login_failure(
         host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
         sudo_password=bool(arguments["_sudo_password"]))  # or --same-sudo-password

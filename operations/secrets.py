@@ -20,6 +20,7 @@ from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files
 
+from operations import survey
 from operations.settings import Settings, SettingsError
 
 NAMES = ("HF_TOKEN", "SGLANG_API_KEY")
@@ -73,6 +74,12 @@ def put_private(path: str, content: str):
     yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=staged)
     yield StringCommand(f"chown root:root {shlex.quote(temp)} && chmod 600 {shlex.quote(temp)} "
                         f"&& mv {shlex.quote(temp)} {shlex.quote(path)}")
+
+
+def private_reads(path: str) -> list[survey.Read]:
+    """What ``put_private`` reads (operations/survey.py)."""
+    return [*survey.directory_reads(str(Path(path).parent)),
+            survey.Read(Sha256File, {"path": path})]
 
 
 def api_key_config(key: str) -> str:

@@ -22,8 +22,8 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR, restarts
-from operations.facts import DISTRIBUTIONS_CODE, PythonJson
+from operations import FILES_DIR, restarts, survey
+from operations.facts import DISTRIBUTIONS_CODE, PythonJson, UserExists
 from operations.report import note
 from operations.roles import address, router_urls, settings_of, workers
 from operations.settings import Settings
@@ -61,6 +61,21 @@ def router_installed(settings: Settings):
         yield StringCommand(shlex.join(["python3", "-m", "venv", venv]))
     pip = pip_install(settings, venv, settings.pip_index_url or PYPI)
     yield StringCommand(shlex.join([*pip, f"sglang-router=={settings.router_version}"]))
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What ``install`` reads on a run that changes nothing (operations/survey.py)."""
+    return [*survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
+            survey.Read(PythonJson, {"python": f"{router_venv(settings)}/bin/python",
+                                     "code": DISTRIBUTIONS_CODE}),
+            *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
+
+
+def member_reads(settings: Settings) -> list[survey.Read]:
+    """What ``joined`` reads: the routers' view of this worker (stale once any host changed)."""
+    return [survey.Read(PythonJson, {"python": "python3", "code": MEMBER_CODE,
+                                     "args": ("state", router, worker_url(host, settings))},
+                        fleet=True) for router in router_urls()]
 
 
 @deploy("Gateway")

@@ -14,9 +14,9 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import drivers, hub, preview
+from operations import drivers, hub, preview, survey
 from operations.drivers import DriverPlan
-from operations.facts import Together
+from operations.facts import FreeDiskGb, NvidiaDriver, NvidiaGpus, Pid1, PortListener
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import weights
@@ -146,30 +146,37 @@ def refused(line: str):
     yield fail([line])
 
 
+def _disk_paths(settings: Settings) -> list[str]:
+    return sorted({settings.install_dir, settings.model_cache_dir})
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What ``checklist`` reads (operations/survey.py)."""
+    pin = hub.FLEET.pins.get(host.name)
+    return [survey.Read(NvidiaDriver), survey.Read(NvidiaGpus), survey.Read(Pid1),
+            survey.Read(PortListener, {"port": settings.port}),
+            *(survey.Read(FreeDiskGb, {"path": path}) for path in _disk_paths(settings)),
+            *([weights.status_read(weights.worker_spec(settings, pin))] if pin else [])]
+
+
 @operation(is_idempotent=True)
 def checklist(settings: Settings):
     """Fail the host with one line per failed check; yield nothing when all pass.
 
     + settings: the host's validated settings
     """
-    paths = sorted({settings.install_dir, settings.model_cache_dir})
     pin = hub.FLEET.pins.get(host.name)
-    asked = [("NvidiaDriver", ()), ("NvidiaGpus", ()), ("Pid1", ()),
-             ("PortListener", (("port", settings.port),)),
-             *(("FreeDiskGb", (("path", path),)) for path in paths)]
-    if pin is not None:  # the model's real size for its commit, less what is staged already
-        asked.append(("PythonJson", weights.status_arguments(weights.worker_spec(settings, pin))))
-    # Every check's facts in one round trip (a no-op deploy's cost grows with them).
-    state, gpus, pid1, holders, *found = host.get_fact(Together, facts=tuple(asked))
-    free_gb = dict(zip(paths, found, strict=False))
+    free_gb = {path: host.get_fact(FreeDiskGb, path=path) for path in _disk_paths(settings)}
     model_missing = None
-    if pin is not None:
-        model_missing = (f"{pin.repo}@{pin.commit[:12]}",
-                         found[-1].get("missing_bytes", pin.size))
-    driver = drivers.remember(settings, state, gpus)
+    if pin is not None:  # the model's real size for its commit, less what is staged already
+        model_missing = (f"{pin.repo}@{pin.commit[:12]}", weights.status(
+            weights.worker_spec(settings, pin)).get("missing_bytes", pin.size))
+    gpus = host.get_fact(NvidiaGpus)
+    driver = drivers.remember(settings, host.get_fact(NvidiaDriver), gpus)
     preview.driver(driver)
     failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
-                        port_holders=holders, pid1=pid1, model_missing=model_missing)
+                        port_holders=host.get_fact(PortListener, port=settings.port),
+                        pid1=host.get_fact(Pid1), model_missing=model_missing)
     if failures:
         lines = [failure.line(host.name) for failure in failures]
         preview.refused(lines)

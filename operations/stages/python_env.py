@@ -19,6 +19,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
+from operations import survey
 from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
 from operations.facts import (
     DISTRIBUTIONS_CODE,
@@ -103,6 +104,13 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
                       record["extra_index_urls"], record["find_links"])
     return [shlex.join(pip + options + requirements)
             for requirements, options in settings.stack_def().steps()]
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What ``stack_installed`` reads on a run that changes nothing (operations/survey.py)."""
+    return [survey.Read(FileContents, {"path": record_path(settings)}),
+            survey.Read(PythonJson, {"python": settings.python, "code": DISTRIBUTIONS_CODE}),
+            survey.Read(FileContents, {"path": options_path(settings)})]
 
 
 @operation(is_idempotent=True)

@@ -22,7 +22,7 @@ from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
-from operations import FILES_DIR, preview, remediation, secrets
+from operations import FILES_DIR, preview, remediation, secrets, survey
 from operations.facts import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
@@ -103,6 +103,18 @@ def read_model_config(settings: Settings) -> dict[str, Any] | None:
     if not isinstance(config, dict):
         return {"error": f"the model's config.json at {path} is not a JSON object"}
     return config
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What ``configured`` reads on a run that changes nothing (operations/survey.py)."""
+    api_key = "SGLANG_API_KEY" in secrets.load(host.name, settings)
+    return [survey.Read(VenvExists, {"venv": settings.venv_dir}),
+            survey.Read(FileContents, {"path": remediation.state_path(settings)}),
+            survey.Read(FileContents, {"path": options_path(settings)}), survey.Read(NvidiaGpus),
+            survey.Read(FileContents, {"path": weights.model_config_path(settings)}),
+            survey.Read(Sha256File, {"path": UNIT_PATH}), *secrets.private_reads(ENV_PATH),
+            *(secrets.private_reads(API_KEY_PATH) if api_key else []),
+            *survey.put_reads(UNIT_PATH)]
 
 
 @operation(is_idempotent=True)

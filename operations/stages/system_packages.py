@@ -15,7 +15,9 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files
 
+from operations import survey
 from operations.facts import UserExists
+from operations.roles import apt_proxy
 from operations.settings import Settings
 from operations.stages import wheelhouse
 
@@ -50,6 +52,14 @@ def stale_container_removed(name: str = STALE_CONTAINER):
 
     if host.get_fact(DockerContainer, object_id=name):
         yield f"docker rm -f {name}"
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What this stage's operations read on a run that changes nothing (operations/survey.py)."""
+    proxy_file = survey.put_reads(wheelhouse.APT_PROXY_FILE) if apt_proxy() else []
+    return [*proxy_file, *survey.apt_reads(), survey.Read(Which, {"command": "docker"}),
+            survey.Read(UserExists, {"user": settings.service_user}),
+            *survey.directory_reads(settings.install_dir, settings.model_cache_dir)]
 
 
 def install(settings: Settings) -> None:

@@ -26,7 +26,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
-from operations import FILES_DIR, hub, roles, secrets
+from operations import FILES_DIR, hub, roles, secrets, survey
 from operations.facts import PythonJson
 from operations.settings import Settings
 
@@ -137,6 +137,25 @@ def restage_command(settings: Settings) -> str | None:
     return fetch_command(worker_spec(settings, pin)) if pin else None
 
 
+def status_read(job: dict[str, Any]) -> survey.Read:
+    return survey.Read(PythonJson, dict(status_arguments(job)))
+
+
+def token_reads(settings: Settings, fetches_from_hub: bool) -> list[survey.Read]:
+    if secrets.load(host.name, settings).get("HF_TOKEN") and fetches_from_hub:
+        return secrets.private_reads(TOKEN_PATH)
+    return [survey.Read(File, {"path": TOKEN_PATH})]
+
+
+def worker_reads(settings: Settings) -> list[survey.Read]:
+    """What ``on_worker`` reads on a run that changes nothing (operations/survey.py)."""
+    pin = hub.FLEET.pins.get(host.name)
+    if pin is None:
+        return []
+    return [*token_reads(settings, "hub" in source(pin)),
+            status_read(worker_spec(settings, pin))]
+
+
 def on_worker(settings: Settings) -> None:
     """A worker's pinned snapshot, staged in its model_cache_dir before its server starts."""
     pin = hub.FLEET.pins.get(host.name)
@@ -164,5 +183,17 @@ def on_wheelhouse(settings: Settings, served_root: str) -> None:
                fetches_from_hub=True)
     for pin in host.loop(fleet_pins()):
         staged(name=f"Model {pin.repo}@{pin.commit[:12]} fetched once for the fleet, verified",
-               job=spec(settings, pin, wheelhouse_cache(settings), {"hub": pin.endpoint},
-                        f"{settings.wheelhouse_dir}/model-blobs.verified.json"))
+               job=wheelhouse_job(settings, pin))
+
+
+def wheelhouse_job(settings: Settings, pin: hub.Pin) -> dict[str, Any]:
+    return spec(settings, pin, wheelhouse_cache(settings), {"hub": pin.endpoint},
+                f"{settings.wheelhouse_dir}/model-blobs.verified.json")
+
+
+def wheelhouse_reads(settings: Settings, served_root: str) -> list[survey.Read]:
+    """What ``on_wheelhouse`` reads on a run that changes nothing (operations/survey.py)."""
+    return [*survey.directory_reads(f"{wheelhouse_cache(settings)}/hub", served_root),
+            *survey.link_reads(f"{served_root}/{MIRROR_PATH}"),
+            *token_reads(settings, fetches_from_hub=True),
+            *(status_read(wheelhouse_job(settings, pin)) for pin in fleet_pins())]

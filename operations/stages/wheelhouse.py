@@ -26,7 +26,7 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR, restarts
+from operations import FILES_DIR, restarts, survey
 from operations.roles import apt_proxy, settings_of, workers
 from operations.settings import Settings
 from operations.stages import weights
@@ -78,6 +78,17 @@ def stack_fetched(settings: Settings, worker: Settings):
     yield StringCommand(f"test -x {tool}/bin/python || python3 -m venv {tool}")
     yield StringCommand(shlex.join([f"{tool}/bin/python", "-c", FETCH_CODE, stack_dir,
                                     json.dumps(spec)]))
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """What ``serve`` reads on a run that changes nothing (operations/survey.py)."""
+    stacks = {s.stack for s in map(settings_of, workers())}
+    return [*survey.apt_reads(), *survey.put_reads(APT_CACHE_CONF),
+            *survey.service_reads("apt-cacher-ng.service"),
+            *(survey.Read(FileContents, {"path": f"{stacks_dir(settings)}/{stack}/stack.sha256"})
+              for stack in sorted(stacks)),
+            *weights.wheelhouse_reads(settings, stacks_dir(settings)),
+            *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 
 @deploy("Wheelhouse")

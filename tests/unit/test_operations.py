@@ -122,25 +122,37 @@ def test_port_listener_fact_reads_proc_output():
     assert fact.process(["listening"]) == []
 
 
-def test_facts_read_together_give_what_each_gives_alone():
-    """Several facts in one round trip (a no-op deploy's cost), run here by a real shell: the
-    same values as each fact's own command, a failing one included."""
+def test_facts_read_ahead_in_one_command_give_what_each_gives_alone(tmp_path):
+    """The survey (a no-op deploy's one round trip per host), run here by a real shell: each
+    fact's value is what its own command gives, a file without a final newline included; a
+    fact whose command fails or is missing has no value (the operation reads it itself)."""
     import subprocess
 
-    from operations.facts import FreeDiskGb, Pid1, PythonJson, Together
+    from pyinfra.api import FactBase
+    from pyinfra.facts.files import FileContents
 
-    def run(command: str) -> list[str]:
-        return subprocess.run(["sh", "-c", command], capture_output=True, text=True
+    from operations import survey
+    from operations.facts import FreeDiskGb, Pid1, PythonJson
+
+    class Absent(FactBase):
+        requires_command = "no-such-command-here"
+
+        def command(self) -> str:
+            return "echo never"
+
+    def run(command) -> list[str]:  # noqa: ANN001 (a string or pyinfra's StringCommand)
+        return subprocess.run(["sh", "-c", str(command)], capture_output=True, text=True
                               ).stdout.splitlines()
 
-    asked = (("Pid1", ()), ("FreeDiskGb", (("path", "/tmp/no/such/dir"),)),
-             ("PythonJson", (("python", "/no/python"), ("code", "print(1)"))))
-    together = Together()
-    found = together.process(run(together.command(facts=asked)))
-    alone = [Pid1().process(run(Pid1().command())),
-             FreeDiskGb().process(run(FreeDiskGb().command(path="/tmp/no/such/dir"))),
-             PythonJson().process(run(PythonJson().command(python="/no/python",
-                                                           code="print(1)")))]
-    assert found[0] == alone[0] and found[2] == alone[2]
+    (tmp_path / "unended").write_text("first\nlast without newline")
+    facts = [(Pid1(), {}), (FreeDiskGb(), {"path": "/tmp/no/such/dir"}),
+             (PythonJson(), {"python": "/no/python", "code": "print(1)"}),
+             (FileContents(), {"path": str(tmp_path / "unended")}),
+             (FileContents(), {"path": str(tmp_path / "absent")}), (Absent(), {})]
+    found = survey.values(facts, run(survey.command(facts)))
+    alone = [fact.process(run(fact.command(**kwargs))) for fact, kwargs in facts[:5]]
+    assert found[0] == alone[0] and found[2] == alone[2] and found[4] == alone[4] is None
     assert found[2]["status"] == 3 and "no python at /no/python" in found[2]["error"]
+    assert found[3] == alone[3] == ["first", "last without newline"]
     assert abs(found[1] - alone[1]) < 0.1  # free space moves a little between two reads
+    assert 5 not in found
