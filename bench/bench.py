@@ -75,7 +75,7 @@ def noop(count: int, extra: tuple[str, ...]) -> dict:
     _, _, debug = pyinfra("--debug", *args)
     hosts = count + 1
     round_trips = len(re.findall(r"Running command on |Attempting upload of ", debug))
-    declared = len(re.findall(r"^\s+\[lab-1\]\s+(No changes|Success)", debug, re.M))
+    declared = len(re.findall(r"Starting operation \{.*\} on lab-1$", debug, re.M))
     return {"workers": count, "roll_batch": dict(a.split("=") for a in extra[1::2]).get(
                 "roll_batch", "default"),
             "noop_s": statistics.median(w for w, _ in runs),

@@ -1,7 +1,8 @@
 """The end of a run in a few lines, however large the fleet: a line per host that changed
 (and what), failed (and where, with its notes) or was left untouched; one line for the hosts
 that were healthy and changed nothing; the failed hosts by name. Without ``-v``, pyinfra's
-"[host] Skipped" lines (an operation only other hosts declared) are not printed.
+"[host] Skipped" lines (an operation only other hosts declared) and "[host] No changes" lines
+are not printed.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ class _Recorder(BaseStateCallback):
         _outcomes.setdefault(host.name, f"FAILED at {names!r}")
 
 
-_SKIPPED = re.compile(r"\]\s+(\x1b\[[0-9;]*m)?Skipped(\x1b\[0m)?\s*$")
+# pyinfra's per-host lines for an operation another host declared, or one that changed nothing:
+# at 64 hosts, thousands of lines the summary says in one.
+_QUIET = re.compile(r"\]\s+(\x1b\[[0-9;]*m)?(Skipped|No changes)(\x1b\[0m)?\s*$")
 _CHANGES_SHOWN = 4  # operation names per changed host; the rest counted
 
 
-class _QuietSkips(logging.Filter):
+class _QuietNoops(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return state.print_noop_info or not _SKIPPED.search(str(record.getMessage()))
+        return state.print_noop_info or not _QUIET.search(str(record.getMessage()))
 
 
 def changes(host: Host) -> list[str]:
@@ -62,6 +65,10 @@ def _changed_text(names: list[str]) -> str:
                                                                   else "")
 
 
+def _hosts_text(hosts: list[str]) -> str:
+    return hosts[0] if len(hosts) == 1 else f"{', '.join(hosts)} ({len(hosts)} hosts)"
+
+
 def _print_summary(verb: str) -> None:
     if verb == "deploy" and preview.is_preview():
         print("\n--> Plan (a preview: nothing was changed on any host):")
@@ -78,20 +85,28 @@ def _print_summary(verb: str) -> None:
         _outcomes.setdefault(name, "untouched: the roll stopped before its batch; it serves "
                                    "the previous configuration")
     ok = "healthy" if verb == "deploy" else "ok"
-    width = max((len(n) for n in names), default=4)
     quiet = []
-    print(f"\n--> Fleet summary ({verb}):")
+    lines: dict[str, list[str]] = {}  # a line's text: its hosts (the same change, one line)
+    alone: list[tuple[str, str, list[str]]] = []  # failed, untouched or with notes: each alone
     for found in state.inventory:
         name = found.name
         changed = changes(found) if state.is_executing else []
         notes = list(dict.fromkeys(_notes.get(name, [])))
         if name not in _outcomes and not changed and not notes:
             quiet.append(name)
-            continue
-        print(f"    {name:<{width}}  {_outcomes.get(name, ok)}"
-              f"{_changed_text(changed) if changed and name not in _outcomes else ''}")
-        for text in notes:
-            print(f"    {'':<{width}}  {text}")
+        elif name in _outcomes or notes:
+            alone.append((name, _outcomes.get(name, ok) + (
+                _changed_text(changed) if changed and name not in _outcomes else ""), notes))
+        else:
+            lines.setdefault(ok + _changed_text(changed), []).append(name)
+    shown = [(_hosts_text(hosts), text, []) for text, hosts in lines.items()]
+    shown += [(name, text, notes) for name, text, notes in alone]
+    width = max((len(n) for n in names), default=4)
+    print(f"\n--> Fleet summary ({verb}):")
+    for label, text, notes in shown:
+        print(f"    {label:<{width}}  {text}")
+        for note_text in notes:
+            print(f"    {'':<{width}}  {note_text}")
     if quiet:
         print(f"    {ok}, nothing changed: {', '.join(quiet)} ({len(quiet)} host"
               f"{'s' if len(quiet) > 1 else ''})")
@@ -120,5 +135,5 @@ def fleet_report(verb: str) -> None:
         return
     _registered.append(verb)
     state.add_callback_handler(_Recorder())
-    logger.addFilter(_QuietSkips())
+    logger.addFilter(_QuietNoops())
     atexit.register(_print_summary, verb)

@@ -107,19 +107,22 @@ def _stage_reads(settings: Settings) -> list[survey.Read]:
 
 def _read_ahead(of: Host) -> None:
     """One host's survey: a login that is not root by the inventory's word is read first,
-    without sudo, and the rest (with sudo) only when it can get root without a prompt."""
-    settings = roles.settings_of(of)
-    if _login_failure() is not None:  # its Login read ahead: the check below reads no more
-        return
-    survey.read(of, _stage_reads(settings))
+    with the other reads made without sudo, and the rest (with sudo) only when it can get root
+    without a prompt."""
+    reads = _stage_reads(roles.settings_of(of))
+    if _login_failure([r for r in reads if r.kwargs.get("_sudo") is False]) is None:
+        survey.read(of, reads)  # (those read already are not read again)
 
 
-def _login_failure() -> preflight.Failure | None:
-    """Whether this host's SSH login can change it as root, read without sudo."""
+def _login_failure(with_reads: list[survey.Read] | None = None) -> preflight.Failure | None:
+    """Whether this host's SSH login can change it as root, read without sudo (with the
+    survey's ``with_reads``, also without sudo: one round trip)."""
     arguments, _ = pop_global_arguments(state, host, {})
     if host.data.get("ssh_user") == "root" and not arguments["_sudo"]:
         return None  # root by the inventory's word: no round trip
-    survey.read(host, [survey.Read(Login, {"_sudo": False})])  # once: later asks are answered
+    # Once (later asks are answered); the Host itself, not pyinfra's context proxy for it.
+    survey.read(inventory.get_host(host.name),
+                [survey.Read(Login, {"_sudo": False}), *(with_reads or [])])
     return preflight.login_failure(
         host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
         sudo_password=bool(arguments["_sudo_password"]))  # or --same-sudo-password

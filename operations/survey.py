@@ -2,8 +2,8 @@
 one round trip per host (per login: sudo or not), every host at once, while the deploy loads.
 The operations' own ``host.get_fact`` calls (pyinfra's operations' included) are then answered
 from what was read, until that host runs a command; from then on every read goes to the host,
-as without a survey. A read that looks at other hosts (``fleet=True``: a router's view of a
-worker) is answered only while no host has run a command.
+as without a survey. A read that looks at other hosts too (``after``: a router's view of a
+worker) is answered only while none of them has run a command either.
 
 Without it a no-op costs a round trip per fact (about 30 per worker); a fact missing from the
 list costs its own round trip, as before, and nothing else.
@@ -48,7 +48,7 @@ class Read:
 
     fact: type[FactBase]
     kwargs: dict[str, Any] = field(default_factory=dict)
-    fleet: bool = False  # looks at other hosts: stale once any host ran a command
+    after: tuple[str, ...] = ()  # other hosts it looks at: stale once one ran a command
 
 
 def put_reads(path: str) -> list[Read]:
@@ -83,12 +83,13 @@ def link_reads(path: str) -> list[Read]:
 @dataclass
 class _Answers:
     values: dict[str, Any] = field(default_factory=dict)
-    fleet: set[str] = field(default_factory=set)
+    after: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key: Read.after
     reading: int = 0  # inside a fact read: its command is not a change
 
 
 _ANSWERS: dict[str, _Answers] = {}
-_STATE = {"read": False, "changed": False}  # changed: a host ran a command in this run
+_STATE = {"read": False}
+_CHANGED: set[str] = set()  # hosts that ran a command in this run
 _once = threading.Lock()  # gevent's, under pyinfra
 
 
@@ -113,7 +114,7 @@ def _hook(host: Host) -> None:
 
     def get_fact(fact: Any, *args: Any, **kwargs: Any) -> Any:
         key = _keys(host, fact, args, kwargs)[0]
-        if key in answers.values and not (key in answers.fleet and _STATE["changed"]):
+        if key in answers.values and _CHANGED.isdisjoint(answers.after.get(key, ())):
             return copy.deepcopy(answers.values[key])
         answers.reading += 1
         try:
@@ -125,7 +126,7 @@ def _hook(host: Host) -> None:
         def run(*args: Any, **kwargs: Any) -> Any:
             if not answers.reading:
                 answers.values.clear()
-                _STATE["changed"] = True
+                _CHANGED.add(host.name)
             return real(*args, **kwargs)
         return run
 
@@ -169,7 +170,8 @@ def read(host: Host, reads: list[Read]) -> None:
     answers.reading += 1  # the survey's own command is not a change
     try:
         for connector, items in groups.values():
-            _answer(host, answers, connector, items)
+            if items:
+                _answer(host, answers, connector, items)
     finally:
         answers.reading -= 1
 
@@ -189,8 +191,8 @@ def _answer(host: Host, answers: _Answers, connector: dict,
     for index, value in found.items():
         key, _, _, one = items[index]
         answers.values[key] = value
-        if one.fleet:
-            answers.fleet.add(key)
+        if one.after:
+            answers.after[key] = one.after
 
 
 def command(facts: list[tuple[FactBase, dict[str, Any]]]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host
+from pyinfra import host, inventory
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
@@ -25,7 +25,7 @@ from pyinfra.operations import apt, files, systemd
 from operations import FILES_DIR, restarts, survey
 from operations.facts import DISTRIBUTIONS_CODE, PythonJson, UserExists
 from operations.report import note
-from operations.roles import address, router_urls, settings_of, workers
+from operations.roles import address, is_gateway, router_urls, settings_of, workers
 from operations.settings import Settings
 from operations.stages.python_env import pip_install
 from operations.stages.system_packages import system_user
@@ -72,10 +72,11 @@ def reads(settings: Settings) -> list[survey.Read]:
 
 
 def member_reads(settings: Settings) -> list[survey.Read]:
-    """What ``joined`` reads: the routers' view of this worker (stale once any host changed)."""
+    """What ``joined`` reads: the routers' view of this worker (stale once a gateway changed)."""
+    gateways = tuple(h.name for h in inventory if is_gateway(h))
     return [survey.Read(PythonJson, {"python": "python3", "code": MEMBER_CODE,
                                      "args": ("state", router, worker_url(host, settings))},
-                        fleet=True) for router in router_urls()]
+                        after=gateways) for router in router_urls()]
 
 
 @deploy("Gateway")

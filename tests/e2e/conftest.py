@@ -182,10 +182,20 @@ def unchanged_hosts(output: str) -> set[str]:
     return set(found.group(1).split(", ")) if found else set()
 
 
+def round_trips(debug_output: str) -> dict[str, int]:
+    """Commands each host ran over SSH, from a ``--debug`` run's "Running command on" lines."""
+    found: dict[str, int] = {}
+    for name in re.findall(r"Running command on ([^:\s]+):", debug_output):
+        found[name] = found.get(name, 0) + 1
+    return found
+
+
 def healthy_hosts(output: str) -> set[str]:
-    """The hosts the fleet summary lists as healthy: changed or not."""
-    listed = re.findall(r"^\s+(\S+)\s+healthy(?:$|; changed: )", output, re.M)
-    return set(listed) | unchanged_hosts(output)
+    """The hosts the fleet summary lists as healthy: changed or not (hosts changed alike share a
+    line: "lab-1, lab-2 (2 hosts)  healthy; changed: ...")."""
+    listed = re.findall(r"^\s+(\S+(?:, \S+)*)(?: \(\d+ hosts\))?\s+healthy(?:$|; changed: )",
+                        output, re.M)
+    return {name for names in listed for name in names.split(", ")} | unchanged_hosts(output)
 
 
 def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:

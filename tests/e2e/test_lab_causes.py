@@ -12,6 +12,7 @@ from tests.e2e.conftest import (
     deploy,
     diagnose,
     failures_by_test,
+    healthy_hosts,
     journal_after,
     journal_cursor,
     lab,
@@ -49,7 +50,7 @@ def test_cause_gives_the_charts_symptom_and_deploy_removes_it(lab_pair, cause, s
     assert seen, f"{cause}: expected {symptom}; journal:\n{journal_after('lab-1', cursor)}"
     assert curl("lab-1", "/health")[0] != 200
     fixed = deploy()
-    assert "lab-1  healthy" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert "lab-1" in healthy_hosts(fixed.stdout), fixed.stdout + fixed.stderr
     assert curl("lab-1", "/health")[0] == 200
 
 

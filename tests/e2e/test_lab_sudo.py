@@ -17,8 +17,10 @@ from tests.e2e.conftest import (
     deploy,
     deploy_with_gateway,
     diagnose,
+    healthy_hosts,
     lab,
     lab_hosts,
+    round_trips,
     ssh,
     unchanged_hosts,
     verify_fleet,
@@ -64,14 +66,14 @@ def test_root_may_not_log_in_so_nothing_passes_as_root(first):
 def test_first_deploy_converges_through_sudo_and_names_the_host_without_it(first):
     out = first.stdout + first.stderr
     assert first.returncode != 0, out
-    assert "lab-1   healthy" in out and "lab-2   healthy" in out, out[-3000:]
+    assert {"lab-1", "lab-2"} <= healthy_hosts(out), out[-3000:]
     assert ("lab-3: preflight login failed: found login ops (uid 1000): sudo asks for a "
             "password and none was given (ops may need its password for sudo, or may not use "
             "sudo at all)" in out), out[-3000:]
     assert "let ops use sudo without a password ('ops ALL=(ALL) NOPASSWD: ALL' in " \
         "/etc/sudoers.d/ops)" in out
     assert "sudo password:" not in out  # nothing waited on a prompt
-    assert "lab-gw  healthy" in out  # the router and the wheelhouse, through sudo
+    assert "lab-gw" in healthy_hosts(out)  # the router and the wheelhouse, through sudo
     assert "1 of 4 hosts failed: lab-3" in out
     assert "Permission denied" not in out and "Traceback" not in out
     assert not (host_root("lab-3") / "opt/sglang").exists(), "lab-3 was changed"
@@ -83,9 +85,13 @@ def test_the_service_runs_as_its_user_and_secrets_files_stay_root_only(first):
         "sglang", "root", "700", "root", "600"]
 
 
-def test_second_deploy_changes_nothing_on_the_converged_hosts(first):
-    second = deploy()
+def test_second_deploy_changes_nothing_on_the_converged_hosts_in_two_round_trips_each(first):
+    """Through sudo: the login (and the rollout's health read) without sudo, then every
+    operation's checks in one command with sudo; lab-3, refused, gets its login read and the
+    refusal's failing command, and nothing else."""
+    second = deploy(extra=("--debug",))
     out = second.stdout + second.stderr
+    assert round_trips(out) == {"lab-1": 2, "lab-2": 2, "lab-gw": 2, "lab-3": 2}
     assert unchanged_hosts(out) == {"lab-1", "lab-2", "lab-gw"}, out[-3000:]
     assert changed_hosts(out) & {"lab-1", "lab-2", "lab-gw"} == set(), out[-3000:]
 
@@ -156,7 +162,7 @@ def test_sudo_that_asks_for_a_password_stops_at_the_start_or_uses_the_one_given(
         assert ("lab-2: preflight login failed: found login ops (uid 1000): sudo asks for a "
                 "password and none was given" in out), out[-3000:]
         assert "lab-2  FAILED at 'Preflight: login'" in out
-        assert "lab-1  healthy" in out
+        assert "lab-1" in healthy_hosts(out)
         given = deploy(tmp_path, {"lab-1": {}, "lab-2": {"_sudo_password":
                                                          "lab-sudo-password"}})
         out = given.stdout + given.stderr
