@@ -28,7 +28,7 @@ import gevent
 from pyinfra import state
 from pyinfra.api import StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.facts import FactBase, _handle_fact_kwargs
+from pyinfra.api.facts import FactBase, _handle_fact_kwargs  # pyinfra's own split (3.x)
 from pyinfra.api.host import Host
 from pyinfra.context import ctx_host
 from pyinfra.facts.deb import DebPackages
