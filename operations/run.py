@@ -43,6 +43,7 @@ def _deploy_file_is_known_to_inspect() -> None:
 
 
 _pinning = threading.Lock()  # gevent's, under pyinfra
+_FLEET: dict[str, Settings] = {}  # every host's validated settings, once per run
 
 
 def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
@@ -76,11 +77,13 @@ def host_settings(verb: str) -> Settings:
     (a deploy or preflight asks the Hub when the lock file has no pin; a diagnosis reads the
     lock file only); the lost-host guard and the end-of-run fleet summary are set up. The
     settings carry the pinned commit as ``model_revision``."""
-    fleet = fleet_settings({h.name: h.data.dict() for h in inventory},
-                           rolling={h.name for h in roles.workers()})
-    for name, settings in fleet.items():
-        secrets.load(name, settings)
-    _pin_models(fleet, ask_hub=verb in ("deploy", "preflight"))
+    with _pinning:  # once per run, not once per host: the deploy file loads for every host
+        if not _FLEET:
+            _FLEET.update(fleet_settings({h.name: h.data.dict() for h in inventory},
+                                         rolling={h.name for h in roles.workers()}))
+            for name, settings in _FLEET.items():
+                secrets.load(name, settings)
+    _pin_models(_FLEET, ask_hub=verb in ("deploy", "preflight"))
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)

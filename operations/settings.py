@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -157,6 +158,7 @@ def _abs_path(host: str, key: str, value: Any) -> None:
            "may only contain letters, digits and . _ / -", value)
 
 
+@functools.cache  # pyinfra's connectors come from entry points: a scan of every package
 def pyinfra_keys() -> frozenset[str]:
     """The data keys pyinfra itself reads: its connectors' (``ssh_user``, ...) and its global
     arguments (``_sudo``, ...)."""

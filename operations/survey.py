@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import re
 import threading
@@ -27,8 +28,8 @@ from typing import Any
 import gevent
 from pyinfra import state
 from pyinfra.api import StringCommand
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.facts import FactBase, _handle_fact_kwargs  # pyinfra's own split (3.x)
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
+from pyinfra.api.facts import FactBase
 from pyinfra.api.host import Host
 from pyinfra.context import ctx_host
 from pyinfra.facts.deb import DebPackages
@@ -90,16 +91,30 @@ class _Answers:
 _ANSWERS: dict[str, _Answers] = {}
 _STATE = {"read": False}
 _CHANGED: set[str] = set()  # hosts that ran a command in this run
+_HOST_ARGUMENTS: dict[str, dict[str, Any]] = {}  # each host's connector arguments (inventory)
 _once = threading.Lock()  # gevent's, under pyinfra
+
+
+def _connector_arguments(arguments: Any) -> dict[str, Any]:
+    return {k: v for k, v in arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
 
 
 def _keys(host: Host, fact: type[FactBase], args: tuple, kwargs: dict) -> tuple[str, str, dict,
                                                                                  dict]:
     """(the read's key, its connector arguments' key, those arguments, the fact's arguments),
-    split as pyinfra splits a fact call (the running operation's arguments count)."""
-    fact_kwargs, global_kwargs = _handle_fact_kwargs(state, host, fact, list(args), kwargs)
-    fact_kwargs.pop("self", None)
-    connector = {k: v for k, v in global_kwargs.items() if k in CONNECTOR_ARGUMENT_KEYS}
+    split as pyinfra splits a fact call: the call's own connector arguments over the running
+    operation's over the host's (pyinfra's own split, per read, is most of a no-op's control
+    time)."""
+    fact_kwargs = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+    if args or fact_kwargs:
+        fact_kwargs = inspect.getcallargs(fact().command, *args, **fact_kwargs)
+        fact_kwargs.pop("self", None)
+    if host.name not in _HOST_ARGUMENTS:
+        _HOST_ARGUMENTS[host.name] = _connector_arguments(pop_global_arguments(state, host,
+                                                                               {})[0])
+    connector = {**_HOST_ARGUMENTS[host.name],
+                 **_connector_arguments(host.current_op_global_arguments or {}),
+                 **_connector_arguments(kwargs)}
     connector_key = repr(sorted(connector.items()))
     return (f"{fact.__module__}.{fact.__name__}{sorted(fact_kwargs.items())!r}{connector_key}",
             connector_key, connector, fact_kwargs)
