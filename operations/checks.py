@@ -17,11 +17,11 @@ from typing import Any
 
 from operations import drivers
 from operations.facts import (
-    DISTRIBUTIONS_CODE,
     HEALTH_CODE,
     SGLANG_DRY_PARSE_CODE,
     TORCH_KERNEL_CODE,
     WAIT_CODE,
+    Distributions,
     FreeDiskGb,
     JournalTail,
     LibnumaLinked,
@@ -80,7 +80,7 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "port": get_fact(PortListener, {"port": settings.port}),
         "pid1": get_fact(Pid1, {}),
         "libnuma": get_fact(LibnumaLinked, {}),
-        "venv": get_fact(PythonJson, {"python": python, "code": DISTRIBUTIONS_CODE}),
+        "venv": get_fact(Distributions, {"python": python}),
         "torch": get_fact(PythonJson, {"python": python, "code": TORCH_KERNEL_CODE,
                                        "args": (stack.torch_module, stack.kernel_module)}),
         "unit": get_fact(UnitState, {"unit": SERVICE_UNIT}),

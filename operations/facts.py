@@ -237,6 +237,40 @@ class UserExists(_YesNo):
         return f"getent passwd {shlex.quote(user)} >/dev/null && echo yes || echo no"
 
 
+class Distributions(FactBase):
+    """The distributions a Python environment (a venv) holds, ``{name: version}`` with names
+    lower-case and ``-`` for ``_``, read from its site-packages' ``*.dist-info`` directory
+    names (``{name}-{version}``, the wheel format's): no interpreter start, which a no-op pays
+    on every host, and no scan of every package's metadata. ``{"error": ...}`` when there is
+    no such Python.
+
+    Example::
+
+        host.get_fact(Distributions, python="/opt/sglang/venv/bin/python")["sglang"]
+    """
+
+    def command(self, python: str) -> str:
+        root = shlex.quote(python.rsplit("/bin/", 1)[0])
+        return _with_status(f"test -x {shlex.quote(python)} || {{ echo 'no python at {python}'; "
+                            f"exit 3; }}; for d in {root}/lib/python3*/site-packages/*.dist-info; "
+                            'do [ -d "$d" ] && echo "${d##*/}"; done; true')
+
+    @staticmethod
+    def default() -> dict[str, Any]:  # what a host that cannot be read gives
+        return {"error": "the host could not be read"}
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        lines, status = _split_status(output)
+        if status:
+            return {"error": "\n".join(lines), "status": status}
+        found = {}
+        for line in lines:
+            name, _, version = line.removesuffix(".dist-info").rpartition("-")
+            if name:
+                found[name.lower().replace("_", "-")] = version
+        return found
+
+
 class PythonJson(FactBase):
     """Run a Python snippet with ``python`` (a venv's, or the system's ``python3``) and return
     what it printed as JSON, or ``{"error": ...}`` with its output when that fails."""
@@ -265,12 +299,6 @@ class PythonJson(FactBase):
 
 
 # Snippets run by PythonJson; each prints one JSON line.
-DISTRIBUTIONS_CODE = """
-import json, importlib.metadata as m
-print(json.dumps({d.metadata["Name"].lower().replace("_", "-"): d.version
-                  for d in m.distributions()}))
-"""
-
 # Imports torch then the kernel package, as SGLang does: an ABI mismatch shows in
 # "kernel_error" (the import's own words), torch's build facts either way.
 TORCH_KERNEL_CODE = """

@@ -23,7 +23,7 @@ from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.facts import DISTRIBUTIONS_CODE, PythonJson, UserExists
+from operations.facts import Distributions, PythonJson, UserExists
 from operations.report import note
 from operations.roles import address, is_gateway, router_urls, settings_of, workers
 from operations.settings import Settings
@@ -54,7 +54,7 @@ def router_installed(settings: Settings):
     + settings: the gateway's validated settings
     """
     venv = router_venv(settings)
-    installed = host.get_fact(PythonJson, python=f"{venv}/bin/python", code=DISTRIBUTIONS_CODE)
+    installed = host.get_fact(Distributions, python=f"{venv}/bin/python")
     if installed.get("sglang-router") == settings.router_version:
         return
     if "error" in installed:
@@ -66,8 +66,7 @@ def router_installed(settings: Settings):
 def reads(settings: Settings) -> list[survey.Read]:
     """What ``install`` reads on a run that changes nothing (operations/survey.py)."""
     return [*survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
-            survey.Read(PythonJson, {"python": f"{router_venv(settings)}/bin/python",
-                                     "code": DISTRIBUTIONS_CODE}),
+            survey.Read(Distributions, {"python": f"{router_venv(settings)}/bin/python"}),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 

@@ -22,9 +22,9 @@ from pyinfra.facts.files import FileContents
 from operations import survey
 from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
 from operations.facts import (
-    DISTRIBUTIONS_CODE,
     SGLANG_OPTIONS_CODE,
     TORCH_KERNEL_CODE,
+    Distributions,
     NvidiaGpus,
     PythonJson,
     VenvExists,
@@ -109,7 +109,7 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
 def reads(settings: Settings) -> list[survey.Read]:
     """What ``stack_installed`` reads on a run that changes nothing (operations/survey.py)."""
     return [survey.Read(FileContents, {"path": record_path(settings)}),
-            survey.Read(PythonJson, {"python": settings.python, "code": DISTRIBUTIONS_CODE}),
+            survey.Read(Distributions, {"python": settings.python}),
             survey.Read(FileContents, {"path": options_path(settings)})]
 
 
@@ -122,7 +122,7 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
     """
     wanted = wanted_record(settings, wheelhouse)
     recorded = host.get_fact(FileContents, path=record_path(settings))
-    installed = host.get_fact(PythonJson, python=settings.python, code=DISTRIBUTIONS_CODE)
+    installed = host.get_fact(Distributions, python=settings.python)
     venv_ok = "error" not in installed
     current = venv_ok and not pins_missing(wanted["packages"], installed) and recorded and \
         json.loads("\n".join(recorded)) == wanted

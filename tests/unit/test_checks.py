@@ -159,7 +159,7 @@ def test_a_host_lost_mid_run_gives_findings_not_exceptions():
     evidence = {"gpus": f.NvidiaGpus.default(), "driver": f.NvidiaDriver.default(),
                 "free_gb": {"/opt/sglang": None},
                 "port": f.PortListener.default(), "pid1": f.Pid1.default(),
-                "libnuma": f.LibnumaLinked.default(), "venv": f.PythonJson.default(),
+                "libnuma": f.LibnumaLinked.default(), "venv": f.Distributions.default(),
                 "torch": f.PythonJson.default(), "unit": f.UnitState.default(),
                 "journal": f.JournalTail.default(), "process": f.ProcessInfo.default(),
                 "health": f.PythonJson.default()}

@@ -31,7 +31,7 @@ PINS = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.
 
 def test_stack_installs_into_a_new_venv_then_records():
     fake = FakeHost("lab-1", {"FileContents": None,
-                              "PythonJson": {"error": "no python"}})
+                              "Distributions": {"error": "no python"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "python3 -m venv /opt/sglang/venv"
     assert commands[1].startswith("/opt/sglang/venv/bin/pip install")
@@ -45,14 +45,14 @@ def test_stack_installs_into_a_new_venv_then_records():
 
 def test_stack_does_nothing_when_pins_and_record_match():
     record = json.dumps(python_env.wanted_record(LAB)).splitlines()
-    fake = FakeHost("lab-1", {"FileContents": record, "PythonJson": {**PINS, "pip": "23.0"}})
+    fake = FakeHost("lab-1", {"FileContents": record, "Distributions": {**PINS, "pip": "23.0"}})
     assert run_op(python_env.stack_installed, fake, settings=LAB) == []
 
 
 def test_stack_reinstalls_when_kernel_build_differs():
     record = json.dumps(python_env.wanted_record(LAB)).splitlines()
     fake = FakeHost("lab-1", {"FileContents": record,
-                              "PythonJson": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
+                              "Distributions": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "/opt/sglang/venv/bin/pip uninstall -y sglang-kernel"
     assert "sglang-kernel==0.4.10" in commands[1]
@@ -61,7 +61,7 @@ def test_stack_reinstalls_when_kernel_build_differs():
 def test_stack_reinstalls_when_the_index_changes():
     old = json.dumps({**python_env.wanted_record(LAB), "index_url": "https://old/simple"})
     fake = FakeHost("lab-1", {"FileContents": old.splitlines(),
-                              "PythonJson": PINS})
+                              "Distributions": PINS})
     assert run_op(python_env.stack_installed, fake, settings=LAB)
 
 
@@ -156,3 +156,30 @@ def test_facts_read_ahead_in_one_command_give_what_each_gives_alone(tmp_path):
     assert found[3] == alone[3] == ["first", "last without newline"]
     assert abs(found[1] - alone[1]) < 0.1  # free space moves a little between two reads
     assert 5 not in found
+
+
+def test_a_venvs_distributions_are_read_from_its_dist_info_names_without_starting_python(
+        tmp_path):
+    """What pip installed, as the venv's own importlib.metadata names it (lower case, "-" for
+    "_"), read by a real shell from the directory names; no such Python: an error."""
+    import subprocess
+
+    from operations.facts import Distributions
+
+    site = tmp_path / "venv" / "lib" / "python3.12" / "site-packages"
+    for name in ("sglang-0.5.23.dist-info", "sglang_router-0.3.2.dist-info",
+                 "PyYAML-6.0.1.dist-info", "torch"):
+        (site / name).mkdir(parents=True)
+    (site / "stray-1.0.dist-info").touch()  # not a directory: not a distribution
+    (tmp_path / "venv" / "bin").mkdir()
+    (tmp_path / "venv" / "bin" / "python").touch(mode=0o755)
+
+    def read(python: str) -> dict:
+        fact = Distributions()
+        return fact.process(subprocess.run(["sh", "-c", fact.command(python=python)],
+                                           capture_output=True, text=True).stdout.splitlines())
+
+    assert read(str(tmp_path / "venv" / "bin" / "python")) == {
+        "sglang": "0.5.23", "sglang-router": "0.3.2", "pyyaml": "6.0.1"}
+    missing = read(str(tmp_path / "none" / "bin" / "python"))
+    assert missing["status"] == 3 and "no python at" in missing["error"]

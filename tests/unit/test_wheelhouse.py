@@ -72,7 +72,7 @@ def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse(
     direct = json.dumps(python_env.wanted_record(settings)).splitlines()
     pins = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.2",
             "sglang": "0.5.23"}
-    fake = FakeHost("gpu-1", {"FileContents": direct, "PythonJson": pins})
+    fake = FakeHost("gpu-1", {"FileContents": direct, "Distributions": pins})
     assert run_op(python_env.stack_installed, fake, settings=settings) == []
     commands = run_op(python_env.stack_installed, fake, settings=settings,
                       wheelhouse="http://10.0.0.5:8091/cu13-stable")
