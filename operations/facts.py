@@ -29,8 +29,12 @@ def _with_status(command: str) -> str:
 
 
 def _split_status(output: list[str]) -> tuple[list[str], int]:
-    if output and output[-1].startswith(_END):
-        return output[:-1], int(output[-1][len(_END):])
+    """(the output, the exit status); output that did not end its last line has the status
+    marker at the end of that line."""
+    if output:
+        before, found, status = output[-1].rpartition(_END)
+        if found and status.isdigit():
+            return output[:-1] + ([before] if before else []), int(status)
     return output, 1
 
 
@@ -296,6 +300,43 @@ class PythonJson(FactBase):
             except ValueError:
                 pass
         return {"error": "\n".join(lines), "status": status}
+
+
+# Several PythonJson snippets of the system's python3 in one interpreter (a no-op's survey pays
+# one interpreter start per host, not one per snippet): each runs as ``python3 -c CODE ARGS``
+# would, as __main__ with its own globals and sys.argv, its output and exit status captured,
+# and prints what ``PythonJson().command`` prints (its output, then its exit status), between
+# the markers the caller asks for: "<mark><index>" before, "<mark><index> 0" after.
+PYTHON_BATCH_CODE = """
+import contextlib, io, json, sys, traceback
+mark, end, snippets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+for index, code, args in snippets:
+    out, status = io.StringIO(), 0
+    sys.argv = ["-c", *args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            exec(compile(code, "<string>", "exec", dont_inherit=True), {"__name__": "__main__"})
+        except SystemExit as stop:
+            if isinstance(stop.code, int) or stop.code is None:
+                status = stop.code or 0
+            else:
+                print(stop.code, file=sys.stderr)
+                status = 1
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+    text = out.getvalue()
+    if text and not text.endswith("\\n"):
+        text += "\\n"
+    sys.stdout.write(f"{mark}{index}\\n{text}{end}{status}\\n{mark}{index} 0\\n")
+    sys.stdout.flush()
+"""
+
+
+def python_batch_command(mark: str, snippets: list[tuple[int, str, tuple[str, ...]]]) -> str:
+    """One ``python3`` running ``snippets`` (index, code, args) as PYTHON_BATCH_CODE says."""
+    return shlex.join(["python3", "-c", PYTHON_BATCH_CODE, mark, _END,
+                       json.dumps([[i, code, list(args)] for i, code, args in snippets])])
 
 
 # Snippets run by PythonJson; each prints one JSON line.

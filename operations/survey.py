@@ -37,6 +37,8 @@ from pyinfra.facts.files import Directory, File, Link, Sha1File
 from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
+from operations.facts import PythonJson, python_batch_command
+
 _MARK = "__sglang_survey__"
 _MISSING = "__sglang_survey_missing__"
 _MARKED = re.compile(rf"(?P<before>.*){_MARK}(?P<index>\d+)(?: (?P<code>\d+))?")
@@ -211,9 +213,18 @@ def _answer(host: Host, answers: _Answers, connector: dict,
 
 
 def command(facts: list[tuple[FactBase, dict[str, Any]]]) -> str:
-    """One shell command that runs every fact's command, each marked with its exit status."""
-    return "; ".join(f"echo {_MARK}{i}; {_section(fact, kwargs)}; echo {_MARK}{i} $?"
-                     for i, (fact, kwargs) in enumerate(facts))
+    """One shell command that runs every fact's command, each marked with its exit status;
+    the snippets of the system's python3 share one interpreter (``python_batch_command``)."""
+    snippets = [(i, kwargs["code"], tuple(kwargs.get("args", ())))
+                for i, (fact, kwargs) in enumerate(facts)
+                if isinstance(fact, PythonJson) and kwargs["python"] == "python3"
+                and not kwargs.get("env")]
+    batched = {i for i, _, _ in snippets}
+    sections = [f"echo {_MARK}{i}; {_section(fact, kwargs)}; echo {_MARK}{i} $?"
+                for i, (fact, kwargs) in enumerate(facts) if i not in batched]
+    if snippets:
+        sections.append(f"{python_batch_command(_MARK, snippets)} 2>/dev/null")
+    return "; ".join(sections)
 
 
 def values(facts: list[tuple[FactBase, dict[str, Any]]], lines: list[str]) -> dict[int, Any]:

@@ -124,8 +124,10 @@ def test_port_listener_fact_reads_proc_output():
 
 def test_facts_read_ahead_in_one_command_give_what_each_gives_alone(tmp_path):
     """The survey (a no-op deploy's one round trip per host), run here by a real shell: each
-    fact's value is what its own command gives, a file without a final newline included; a
-    fact whose command fails or is missing has no value (the operation reads it itself)."""
+    fact's value is what its own command gives, a file without a final newline included, and
+    the system python3's snippets, run in one interpreter, as each run alone (output, exit
+    status, an exit with a message); a fact whose command fails or is missing has no value
+    (the operation reads it itself)."""
     import subprocess
 
     from pyinfra.api import FactBase
@@ -148,14 +150,22 @@ def test_facts_read_ahead_in_one_command_give_what_each_gives_alone(tmp_path):
     facts = [(Pid1(), {}), (FreeDiskGb(), {"path": "/tmp/no/such/dir"}),
              (PythonJson(), {"python": "/no/python", "code": "print(1)"}),
              (FileContents(), {"path": str(tmp_path / "unended")}),
-             (FileContents(), {"path": str(tmp_path / "absent")}), (Absent(), {})]
+             (FileContents(), {"path": str(tmp_path / "absent")}), (Absent(), {}),
+             *((PythonJson(), {"python": "python3", "code": code, "args": args, "env": ()})
+               for code, args in (("import json, sys; print(json.dumps(sys.argv[1:]))",
+                                   ("a", "b c")),
+                                  ("import sys; sys.exit('refused: no')", ()),
+                                  ("import sys; print('{}', end=''); sys.exit(2)", ())))]
     found = survey.values(facts, run(survey.command(facts)))
-    alone = [fact.process(run(fact.command(**kwargs))) for fact, kwargs in facts[:5]]
+    alone = [fact.process(run(fact.command(**kwargs))) for fact, kwargs in facts]
     assert found[0] == alone[0] and found[2] == alone[2] and found[4] == alone[4] is None
     assert found[2]["status"] == 3 and "no python at /no/python" in found[2]["error"]
     assert found[3] == alone[3] == ["first", "last without newline"]
     assert abs(found[1] - alone[1]) < 0.1  # free space moves a little between two reads
     assert 5 not in found
+    assert found[6] == alone[6] == ["a", "b c"]
+    assert found[7] == alone[7] == {"error": "refused: no", "status": 1}
+    assert found[8] == alone[8] == {"error": "{}", "status": 2}
 
 
 def test_a_venvs_distributions_are_read_from_its_dist_info_names_without_starting_python(
