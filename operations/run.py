@@ -7,6 +7,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import threading
@@ -22,6 +23,7 @@ from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
 from operations.stages import (
     gateway,
+    health,
     preflight,
     python_env,
     service,
@@ -87,13 +89,17 @@ def host_settings(verb: str) -> Settings:
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
-    if verb == "deploy":
-        survey.ahead([h for h in inventory if h in state.activated_hosts], _read_ahead)
+    if verb in ("deploy", "preflight"):
+        survey.ahead([h for h in inventory if h in state.activated_hosts],
+                     functools.partial(_read_ahead, verb))
     return roles.settings_of(host)
 
 
-def _stage_reads(settings: Settings) -> list[survey.Read]:
-    """What the stages of this host's roles (deploy.py) read on a run that changes nothing."""
+def _stage_reads(verb: str, settings: Settings) -> list[survey.Read]:
+    """What the stages of this host's roles (deploy.py; preflight.py: its checklist) read on a
+    run that changes nothing."""
+    if verb == "preflight":
+        return preflight.reads(settings) if roles.is_worker() else []
     found = []
     if roles.is_wheelhouse():
         found += wheelhouse.reads(settings)
@@ -103,16 +109,16 @@ def _stage_reads(settings: Settings) -> list[survey.Read]:
         found += [*rollout.reads(settings), *preflight.reads(settings),
                   *system_packages.reads(settings), *weights.worker_reads(settings),
                   *python_env.reads(settings), *service.reads(settings),
-                  *survey.service_reads(preflight.SERVICE_UNIT),
+                  *health.reads(),
                   *gateway.member_reads(settings)]
     return found
 
 
-def _read_ahead(of: Host) -> None:
+def _read_ahead(verb: str, of: Host) -> None:
     """One host's survey: a login that is not root by the inventory's word is read first,
     with the other reads made without sudo, and the rest (with sudo) only when it can get root
     without a prompt."""
-    reads = _stage_reads(roles.settings_of(of))
+    reads = _stage_reads(verb, roles.settings_of(of))
     if _login_failure([r for r in reads if r.kwargs.get("_sudo") is False]) is None:
         survey.read(of, reads)  # (those read already are not read again)
 

@@ -16,7 +16,7 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import remediation, rollout
+from operations import remediation, rollout, survey
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
 from operations.outcome import fail
@@ -49,6 +49,11 @@ def restarted(settings: Settings, changes: list[OperationMeta], reboot: Operatio
     yield from gateway.leave_commands(settings)
     yield "systemctl daemon-reload"
     yield f"systemctl restart {SERVICE_UNIT}"
+
+
+def reads() -> list[survey.Read]:
+    """What this stage reads on a run that changes nothing (operations/survey.py)."""
+    return survey.service_reads(SERVICE_UNIT)
 
 
 def enabled_and_running() -> None:

@@ -79,15 +79,16 @@ def model_config_path(settings: Settings) -> str:
             "config.json")
 
 
-def status_arguments(job: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """The PythonJson arguments that read a job's stat record."""
-    return (("python", "python3"), ("code", FETCH_CODE),
-            ("args", ("status", json.dumps(job, sort_keys=True))))
+def status_read(job: dict[str, Any]) -> survey.Read:
+    """The read of a job's stat record (the survey reads it ahead)."""
+    return survey.Read(PythonJson, {"python": "python3", "code": FETCH_CODE,
+                                    "args": ("status", json.dumps(job, sort_keys=True))})
 
 
 def status(job: dict[str, Any]) -> dict[str, Any]:
     """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
-    return host.get_fact(PythonJson, **dict(status_arguments(job)))
+    read = status_read(job)
+    return host.get_fact(read.fact, **read.kwargs)
 
 
 def _streamed(state, host, command: str, arguments: dict) -> bool:
@@ -135,10 +136,6 @@ def restage_command(settings: Settings) -> str | None:
     """On a worker: the command that stages its pinned snapshot again (a remedy)."""
     pin = hub.FLEET.pins.get(host.name)
     return fetch_command(worker_spec(settings, pin)) if pin else None
-
-
-def status_read(job: dict[str, Any]) -> survey.Read:
-    return survey.Read(PythonJson, dict(status_arguments(job)))
 
 
 def token_reads(settings: Settings, fetches_from_hub: bool) -> list[survey.Read]:
