@@ -130,7 +130,9 @@ def _hook(host: Host) -> None:
     real_get_fact, real_run, real_put = host.get_fact, host.run_shell_command, host.put_file
 
     def get_fact(fact: Any, *args: Any, **kwargs: Any) -> Any:
-        key = _keys(host, fact, args, kwargs)[0]
+        # A short fact (pyinfra's ShortFactBase) is never read ahead: read as usual.
+        key = _keys(host, fact, args, kwargs)[0] if isinstance(fact, type) and issubclass(
+            fact, FactBase) else None
         if key in answers.values and _CHANGED.isdisjoint(answers.after.get(key, ())):
             return copy.deepcopy(answers.values[key])
         answers.reading += 1

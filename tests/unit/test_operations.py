@@ -193,3 +193,46 @@ def test_a_venvs_distributions_are_read_from_its_dist_info_names_without_startin
         "sglang": "0.5.23", "sglang-router": "0.3.2", "pyyaml": "6.0.1"}
     missing = read(str(tmp_path / "none" / "bin" / "python"))
     assert missing["status"] == 3 and "no python at" in missing["error"]
+
+
+def test_read_ahead_answers_a_hosts_reads_only_until_it_runs_a_command(monkeypatch):
+    """The survey's one rule: a read is answered from what was read ahead until the host runs
+    a command (then every read goes to the host); a read that looks at other hosts (a router's
+    view) is stale as soon as one of those runs a command, the host's other reads are not; a
+    fact's own command is not a change."""
+    from pyinfra.facts.files import File
+
+    from operations import survey
+
+    class Host:
+        def __init__(self, name: str):
+            self.name, self.read = name, []
+
+        def get_fact(self, fact, **kwargs):  # noqa: ANN001, ANN202
+            self.read.append(kwargs["path"])
+            self.run_shell_command(f"stat {kwargs['path']}")  # a read's command: no change
+            return f"read on {self.name}"
+
+        def run_shell_command(self, command):  # noqa: ANN001, ANN202
+            return True, []
+
+        def put_file(self, *args):  # noqa: ANN002, ANN202
+            return True
+
+    monkeypatch.setattr(survey, "_ANSWERS", {})
+    monkeypatch.setattr(survey, "_CHANGED", set())
+    monkeypatch.setattr(survey, "_keys", lambda host, fact, args, kwargs: (kwargs["path"],))
+    worker, gateway = Host("worker"), Host("gateway")
+    for one in (worker, gateway):
+        survey._hook(one)
+    answers = survey._ANSWERS["worker"]
+    answers.values.update({"/local": "ahead", "/router-view": "ahead"})
+    answers.after["/router-view"] = ("gateway",)
+
+    assert worker.get_fact(File, path="/local") == "ahead"
+    assert worker.get_fact(File, path="/router-view") == "ahead"
+    gateway.run_shell_command("systemctl restart sglang-router")
+    assert worker.get_fact(File, path="/router-view") == "read on worker"
+    assert worker.get_fact(File, path="/local") == "ahead" and worker.read == ["/router-view"]
+    worker.put_file("unit", "/etc/systemd/system/sglang.service")
+    assert worker.get_fact(File, path="/local") == "read on worker"
