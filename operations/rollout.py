@@ -162,10 +162,11 @@ def steps_into(batch: int, mine: int | None) -> bool:
 
 @operation(is_idempotent=True)
 def fleet_step():
-    """Declared by every host at the same point of the deploy: pyinfra runs an operation after
-    the operations each host declared before it, so no host goes past this point before every
-    host reached it: a stage of some hosts (a rolling batch, the wheelhouse) ends before the
-    next stage of the others begins. Changes nothing."""
+    """Declared by several hosts at the same point of the deploy (every host; or, into a
+    batch, ``steps_into``'s): pyinfra runs an operation after the operations each host
+    declared before it, so none of them goes past this point before all reached it: a stage of
+    some hosts (a rolling batch, the wheelhouse) ends before the next stage of the others
+    begins. Changes nothing."""
     return
     yield  # an operation is a generator
 
