@@ -6,7 +6,7 @@ the Ubuntu archive, field reports), summarised in README "The driver stage".
 
 Example::
 
-    plan, state, gpus = drivers.read(settings)   # the host's driver, read once per run
+    plan, state, gpus = drivers.read(settings)   # the host's driver, its GPUs, the plan
     plan.reboot, plan.refusals     # what the driver stage will do, or why it may not
 """
 
@@ -236,23 +236,12 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
                       bool(state.get("nouveau")), True)
 
 
-# A host's driver as this run last read it: only the driver stage changes it, so preflight's
-# read (``remember``) serves the stage's operations until one of them changed something.
-_READ: dict[str, tuple[DriverPlan, dict[str, Any], dict[str, Any]]] = {}
-
-
-def remember(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> DriverPlan:
-    """The plan for a state read elsewhere in this run (preflight reads it with its checks)."""
-    _READ[host.name] = (plan(settings, state, gpus), state, gpus)
-    return _READ[host.name][0]
-
-
-def read(settings: Settings, fresh: bool = False) -> tuple[DriverPlan, dict[str, Any],
-                                                             dict[str, Any]]:
-    """The current host's plan, driver state and GPUs (two facts, read once per run)."""
-    if fresh or host.name not in _READ:
-        remember(settings, host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus))
-    return _READ[host.name]
+def read(settings: Settings) -> tuple[DriverPlan, dict[str, Any], dict[str, Any]]:
+    """The current host's plan, driver state and GPUs. Its two facts are read ahead with the
+    host's other checks (operations/survey.py), and from the host again once it has run a
+    command (an install, a reboot)."""
+    state, gpus = host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus)
+    return plan(settings, state, gpus), state, gpus
 
 
 def repo_url(settings: Settings, os_name: str) -> str:

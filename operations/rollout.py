@@ -117,8 +117,7 @@ def _status(worker: Host) -> dict:
     one whether its driver stage will reboot it; read without sudo: a login that cannot get
     root is refused by its own deploy, not here."""
     settings = roles.settings_of(worker)
-    health = _health_read(settings)
-    found = worker.get_fact(health.fact, **health.kwargs)
+    found = _health_read(settings).on(worker)
     if found.get("status") == 200 and settings.driver_install != "never":
         state = worker.get_fact(NvidiaDriver, _sudo=False)
         found["reboots"] = drivers.plan(settings, state, {}).reboot

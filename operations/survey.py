@@ -53,6 +53,10 @@ class Read:
     kwargs: dict[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()  # other hosts it looks at: stale once one ran a command
 
+    def on(self, host: Host) -> Any:
+        """The fact's value on ``host``, read as the operations read it."""
+        return host.get_fact(self.fact, **self.kwargs)
+
 
 def put_reads(path: str) -> list[Read]:
     """What pyinfra's ``files.put`` and ``files.template`` read for ``path``."""
@@ -91,7 +95,6 @@ class _Answers:
 
 
 _ANSWERS: dict[str, _Answers] = {}
-_STATE = {"read": False}
 _CHANGED: set[str] = set()  # hosts that ran a command in this run
 _HOST_ARGUMENTS: dict[str, dict[str, Any]] = {}  # each host's connector arguments (inventory)
 _once = threading.Lock()  # gevent's, under pyinfra
@@ -271,9 +274,8 @@ def ahead(hosts: list[Host], plan: Callable[[Host], None]) -> None:
     host at once, one greenlet each, in the host's context; from then on each host's fact
     reads are answered from what was read."""
     with _once:
-        if _STATE["read"]:
-            return
-        _STATE["read"] = True
+        if _ANSWERS:
+            return  # read already: the deploy file loads once per host
         for host in hosts:
             _hook(host)
 

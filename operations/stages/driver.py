@@ -69,14 +69,13 @@ def packages(settings: Settings):
 
 
 @operation(is_idempotent=True)
-def rebooted(settings: Settings, installed: OperationMeta):
+def rebooted(settings: Settings):
     """Reboot when the loaded driver is not the installed one, or nouveau is loaded; leave the
     routers first; wait (``reboot_timeout_s``) until the host answers with a new boot id.
 
     + settings: the host's validated settings
-    + installed: this run's package operation (a change to it changed the driver's state)
     """
-    plan, state, _ = drivers.read(settings, fresh=installed.changed)
+    plan, state, _ = drivers.read(settings)
     if plan.refusals or not plan.reboot:
         return
     before = state["boot_id"]
@@ -134,7 +133,7 @@ def loaded(settings: Settings, reboot: OperationMeta):
     """
     if not reboot.changed:
         return
-    plan, state, gpus = drivers.read(settings, fresh=True)
+    plan, state, gpus = drivers.read(settings)
     found = [problem.text for problem in plan.problems]
     module = drivers.loaded_module(state["loaded"])
     if module and module.branch < plan.branch:
@@ -149,13 +148,10 @@ def loaded(settings: Settings, reboot: OperationMeta):
 
 
 @operation(is_idempotent=True)
-def persistence(settings: Settings):
+def persistence():
     """nvidia-persistenced enabled and running where the driver ships it (keeps the GPUs
-    initialised between processes).
-
-    + settings: the host's validated settings
-    """
-    _, state, _ = drivers.read(settings)  # after a reboot: read again by ``loaded``
+    initialised between processes)."""
+    state = host.get_fact(NvidiaDriver)
     enabled, _, active = state["persistenced"].partition("/")
     if not enabled or enabled == "not-found" or not state["loaded"]:
         return
@@ -165,11 +161,10 @@ def persistence(settings: Settings):
 
 def install(settings: Settings) -> OperationMeta:
     """The stage's operations; returns the reboot, which the health stage waits after."""
-    installed = packages(name="NVIDIA open driver installed (staged for the next boot)",
-                         settings=settings)
+    packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
-                      settings=settings, installed=installed)
+                      settings=settings)
     loaded(name="After a reboot: the open driver loaded, the GPUs seen", settings=settings,
            reboot=reboot)
-    persistence(name="nvidia-persistenced enabled and running", settings=settings)
+    persistence(name="nvidia-persistenced enabled and running")
     return reboot

@@ -171,8 +171,7 @@ def checklist(settings: Settings):
     if pin is not None:  # the model's real size for its commit, less what is staged already
         model_missing = (f"{pin.repo}@{pin.commit[:12]}", weights.status(
             weights.worker_spec(settings, pin)).get("missing_bytes", pin.size))
-    gpus = host.get_fact(NvidiaGpus)
-    driver = drivers.remember(settings, host.get_fact(NvidiaDriver), gpus)
+    driver, _, gpus = drivers.read(settings)
     preview.driver(driver)
     failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
                         port_holders=host.get_fact(PortListener, port=settings.port),

@@ -87,8 +87,7 @@ def status_read(job: dict[str, Any]) -> survey.Read:
 
 def status(job: dict[str, Any]) -> dict[str, Any]:
     """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
-    read = status_read(job)
-    return host.get_fact(read.fact, **read.kwargs)
+    return status_read(job).on(host)
 
 
 def _streamed(state, host, command: str, arguments: dict) -> bool:
@@ -121,8 +120,8 @@ def token_kept(settings: Settings, fetches_from_hub: bool):
     + settings: the host's validated settings
     + fetches_from_hub: whether this host fetches snapshots from the Hub itself
     """
-    token = secrets.load(host.name, settings).get("HF_TOKEN")
-    if token and fetches_from_hub:
+    token = _kept_token(settings, fetches_from_hub)
+    if token:
         yield from secrets.put_private(TOKEN_PATH, token + "\n")
     elif host.get_fact(File, path=TOKEN_PATH):
         yield StringCommand(f"rm -f {shlex.quote(TOKEN_PATH)}")
@@ -138,8 +137,13 @@ def restage_command(settings: Settings) -> str | None:
     return fetch_command(worker_spec(settings, pin)) if pin else None
 
 
+def _kept_token(settings: Settings, fetches_from_hub: bool) -> str | None:
+    """The token this host keeps on disk: only a host that fetches from the Hub has one."""
+    return secrets.load(host.name, settings).get("HF_TOKEN") if fetches_from_hub else None
+
+
 def token_reads(settings: Settings, fetches_from_hub: bool) -> list[survey.Read]:
-    if secrets.load(host.name, settings).get("HF_TOKEN") and fetches_from_hub:
+    if _kept_token(settings, fetches_from_hub):
         return secrets.private_reads(TOKEN_PATH)
     return [survey.Read(File, {"path": TOKEN_PATH})]
 

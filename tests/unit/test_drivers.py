@@ -21,12 +21,6 @@ NO_DRIVER = {"driver": None, "cuda": None, "gpus": [],
              "error": "nvidia-smi: command not found"}
 
 
-@pytest.fixture(autouse=True)
-def first_read_of_the_run():
-    """Each test is a run of its own: no driver state read by an earlier one."""
-    drivers._READ.clear()
-
-
 def state(name: str, **changes) -> dict:
     found = NvidiaDriver().process((STATES / f"{name}.txt").read_text().splitlines())
     return {**found, **changes}
