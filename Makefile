@@ -24,6 +24,8 @@ lab-deps:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

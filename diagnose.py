@@ -5,13 +5,17 @@ evidence, cause and fix. Exits non-zero if any host is unhealthy.
     pyinfra inventory.py diagnose.py --data remediate=true    # and apply the chart's fixes
 """
 
+from dataclasses import replace
+
 from pyinfra import host
 
-from operations import examine, roles, run
+from operations import pipeline, roles, run
+from operations.outcome import Done
 
 settings = run.host_settings("diagnose")
 
 # Read-only unless asked for explicitly (deploy.py remediates by default, diagnose does not).
 asked = str(host.data.get("remediate", "false")).lower() == "true"
 if run.allowed() and roles.is_worker():  # the chart's symptoms are the workers'
-    examine.diagnosed(name="Diagnose sglang.service", settings=settings, remediate=asked)
+    for stage in pipeline.DIAGNOSE:
+        stage.apply(replace(settings, remediate=asked), Done())

@@ -4,10 +4,11 @@
     pyinfra @local preflight.py          # on the GPU host itself
 """
 
-from operations import roles, run
-from operations.stages import preflight
+from operations import pipeline, roles, run
+from operations.outcome import Done
 
 settings = run.host_settings("preflight")
 
 if run.allowed() and roles.is_worker():  # gateways, wheelhouses: no GPU
-    preflight.checklist(name="Preflight: the chart's before-build checklist", settings=settings)
+    for stage in pipeline.PREFLIGHT:
+        stage.apply(settings, Done())

@@ -35,10 +35,11 @@ from operations.facts import (
     refusal_line,
 )
 from operations.hub import Pin
+from operations.managers import SERVICE_UNIT
+from operations.readiness import evaluate
 from operations.render import dry_parse_arguments, offline_environment
 from operations.settings import Settings
-from operations.stages.preflight import SERVICE_UNIT, evaluate
-from operations.stages.weights import FETCH_CODE, worker_spec
+from operations.snapshot import MODEL_FETCH_CODE, worker_spec
 from operations.symptoms import BY_KEY, Symptom, match
 
 FactRunner = Callable[[type, dict[str, Any]], Any]
@@ -99,7 +100,7 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
             **dry_parse_arguments(argv, offline_environment(settings))})
     if pin is not None:  # every file of the snapshot hashed again against the manifest
         evidence["pin"] = pin.commit
-        evidence["model"] = get_fact(PythonJson, {"python": "python3", "code": FETCH_CODE,
+        evidence["model"] = get_fact(PythonJson, {"python": "python3", "code": MODEL_FETCH_CODE,
                                                   "args": ("check", json.dumps(worker_spec(
                                                       settings, pin, host_name,
                                                       {"hub": pin.endpoint})))})

@@ -25,7 +25,7 @@ def _lost_is_an_ssh_error(method):
             raise SSHException(f"SSH session ended: the host stopped answering ({error!r})"
                                ) from error
 
-    wrapper.__lost_host_guard__ = True
+    wrapper.__lost_host_guard__ = True  # type: ignore[attr-defined]
     return wrapper
 
 

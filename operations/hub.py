@@ -23,8 +23,9 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from operations import FILES_DIR
@@ -69,22 +70,13 @@ class Pin:
         return {"repo": self.repo, "commit": self.commit, "files": list(self.files)}
 
 
-@dataclass
-class Fleet:
-    """This run's pins, filled once before any host changes (operations/run.py)."""
-
-    pinned: bool = False
-    pins: dict[str, Pin] = field(default_factory=dict)  # host -> its model's pin
-    refused: dict[str, HubError] = field(default_factory=dict)  # host -> what the Hub said
 
 
-FLEET = Fleet()
-
-
-def _host_fetcher():
+def _host_fetcher() -> ModuleType:
     """files/model_fetch.py, the fetcher the hosts run, as a module: the control machine speaks
     to the Hub with the same HTTP client (its redirect rule keeps the token on the Hub's host)."""
     spec = importlib.util.spec_from_file_location("model_fetch", FILES_DIR / "model_fetch.py")
+    assert spec is not None and spec.loader is not None  # a file of this checkout
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,7 +85,7 @@ def _host_fetcher():
 _OPENER = _host_fetcher().OPENER
 
 
-def _get(endpoint: str, path: str, token: str | None, method: str = "GET") -> tuple[object, Any]:
+def _get(endpoint: str, path: str, token: str | None, method: str = "GET") -> tuple[Any, Any]:
     request = urllib.request.Request(endpoint.rstrip("/") + path, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -143,8 +135,8 @@ def manifest(endpoint: str, repo: str, commit: str, token: str | None) -> tuple[
         link = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("Link", ""))
         path = None
         if link:
-            parts = urllib.parse.urlsplit(link.group(1))
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            found = urllib.parse.urlsplit(link.group(1))
+            path = found.path + (f"?{found.query}" if found.query else "")
     if not files:
         raise HubError(f"{repo}@{commit} lists no files", "check the model id and revision")
     # The listing is public for a gated model; its files are not: ask for one as a fetch would.

@@ -1,16 +1,28 @@
-"""How a stage fails a host: one command that prints the reasons and exits 1.
-
-pyinfra shows a failed command's output under the host's name, marks the host failed, skips the
-rest of its operations and lets the other hosts go on.
+"""How a stage ends on a host: failed, with one command that prints the reasons and exits 1
+(pyinfra shows its output under the host's name, marks the host failed, skips the rest of its
+operations and lets the other hosts go on), or done, with what later stages wait on.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from pyinfra.api import StringCommand
+from pyinfra.api.operation import OperationMeta
 
 
 def fail(lines: list[str]) -> StringCommand:
     quoted = " ".join(shlex.quote(line) for line in lines)
     return StringCommand(f"printf '%s\\n' {quoted} >&2; exit 1")
+
+
+@dataclass
+class Done:
+    """What this run's earlier stages did on the host, for the stages after them: each stage's
+    ``apply(settings, done)`` reads what it needs and records what later stages wait on."""
+
+    reboot: OperationMeta | None = None  # the driver stage's reboot
+    venv: OperationMeta | None = None  # the python_env stage's install
+    unit: OperationMeta | None = None  # the service stage's unit and environment file
+    restart: OperationMeta | None = None  # the health stage's restart

@@ -21,8 +21,8 @@ from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations.util.files import generate_color_diff
 
+from operations import runstate
 from operations.drivers import DriverPlan
-from operations.rollout import PLAN
 
 WATCHED: dict[str, dict[str, OperationMeta]] = {}
 REFUSED: dict[str, list[str]] = {}  # host -> why it fails before any change
@@ -83,9 +83,10 @@ def _changing(what: str) -> list[str]:
 def lines() -> list[str]:
     """The plan, a line per kind of change; hosts in inventory order."""
     order = {h.name: number for number, h in enumerate(state.inventory)}
-    listed = lambda names: ", ".join(sorted(names, key=order.get)) or "none"  # noqa: E731
+    listed = lambda names: ", ".join(sorted(names, key=lambda n: order.get(n, 0))) or "none"  # noqa: E731
     restarting = set(_changing("restart"))
-    batches = [[n for n in members if n not in REFUSED] for members in PLAN.batches()]
+    batches = [[n for n in members if n not in REFUSED]
+               for members in runstate.current().plan.batches()]
     found = [f"install or change the stack: {listed(_changing('stack'))}",
              f"write a new unit: {listed(_changing('unit'))}"]
     at_once = [n for n in batches[0] if n in restarting] if batches else []

@@ -26,11 +26,13 @@ from pyinfra.facts.files import FileContents
 
 from operations.diagnosis import Diagnosis, diagnose
 from operations.facts import WAIT_CODE, JournalTail, LibnumaLinked, PythonJson, UnitState
+from operations.managers import SERVICE_UNIT
 from operations.outcome import fail
 from operations.report import note
+from operations.server_files import written
 from operations.settings import Settings
-from operations.stages import weights
-from operations.stages.preflight import SERVICE_UNIT
+from operations.snapshot import restage_command
+from operations.venv import pip_commands, wanted_record
 
 MAX_STEPS = 3
 
@@ -95,8 +97,6 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
         return Step(remedy, "install libnuma1 and libnuma-dev",
                     ["DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnuma1 libnuma-dev"])
     if remedy == "reinstall-stack":
-        from operations.stages.python_env import pip_commands, wanted_record
-
         names = list(settings.stack_def().packages)
         return Step(remedy, "reinstall the stack's exact pins (the kernel that matches torch)",
                     [shlex.join([f"{settings.venv_dir}/bin/pip", "uninstall", "-y", *names]),
@@ -153,10 +153,10 @@ def _write_record(settings: Settings, record: dict[str, Any]) -> StringCommand:
                          f"> {path}.new && mv {path}.new {path}")
 
 
-def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[StringCommand]:
+def steps(settings: Settings, diagnosis: Diagnosis) -> Iterator[StringCommand]:
     """Apply remedies until healthy, at most MAX_STEPS; fail the host with the original error
-    and every step taken if it stays unhealthy. ``rerender(settings)`` yields the commands that
-    write the unit for (fallback) settings."""
+    and every step taken if it stays unhealthy; a fallback rewrites the unit for its settings
+    (operations/server_files.py)."""
     record = read_record(settings)
     original = diagnosis
     tried: list[str] = []
@@ -164,7 +164,7 @@ def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[String
     while not diagnosis.healthy and len(tried) < MAX_STEPS:
         current = effective(settings, record)
         step = plan(diagnosis.symptom.key if diagnosis.symptom else None, current, tried,
-                    weights.restage_command(current))
+                    restage_command(current))
         if step is None:
             break
         tried.append(step.remedy)
@@ -173,7 +173,7 @@ def steps(settings: Settings, diagnosis: Diagnosis, rerender) -> Iterator[String
         if step.overrides:
             record = {"overrides": {**record.get("overrides", {}), **step.overrides},
                       "history": record.get("history", [])}
-            yield from rerender(effective(settings, record))
+            yield from written(effective(settings, record))
         record.setdefault("history", []).append({
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "remedy": step.description,
             "symptom": diagnosis.symptom.symptom if diagnosis.symptom else None,

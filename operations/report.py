@@ -15,8 +15,8 @@ from pyinfra import logger, state
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
 
-from operations import preview
-from operations.rollout import PLAN, summary
+from operations import preview, runstate
+from operations.rollout import summary
 
 _outcomes: dict[str, str] = {}
 _notes: dict[str, list[str]] = {}
@@ -32,7 +32,7 @@ class _Recorder(BaseStateCallback):
 
     @staticmethod
     def operation_host_error(state, host, op_hash, retry_count=0, max_retries=0) -> None:
-        if host.name in PLAN.untouched:
+        if host.name in runstate.current().plan.untouched:
             return  # not failed: left as it was (below)
         names = ", ".join(state.get_op_meta(op_hash).names)
         _outcomes.setdefault(host.name, f"FAILED at {names!r}")
@@ -78,14 +78,14 @@ def _print_summary(verb: str) -> None:
     if not state.is_executing and not _outcomes:
         return  # stopped before execution (e.g. bad settings): nothing ran on any host
     names = [h.name for h in state.inventory]
-    for failed in state.failed_hosts:  # failed outside an operation's error (a lost host)
-        _outcomes.setdefault(failed.name, "FAILED: it stopped answering or a fact could not "
+    for lost in state.failed_hosts:  # failed outside an operation's error (a lost host)
+        _outcomes.setdefault(lost.name, "FAILED: it stopped answering or a fact could not "
                                           "be read (see its errors above)")
-    for name in PLAN.untouched:
+    for name in runstate.current().plan.untouched:
         _outcomes.setdefault(name, "untouched: the roll stopped before its batch; it serves "
                                    "the previous configuration")
     ok = "healthy" if verb == "deploy" else "ok"
-    quiet = []
+    quiet: list[str] = []
     lines: dict[str, list[str]] = {}  # a line's text: its hosts (the same change, one line)
     alone: list[tuple[str, str, list[str]]] = []  # failed, untouched or with notes: each alone
     for found in state.inventory:
@@ -99,7 +99,8 @@ def _print_summary(verb: str) -> None:
                 _changed_text(changed) if changed and name not in _outcomes else ""), notes))
         else:
             lines.setdefault(ok + _changed_text(changed), []).append(name)
-    shown = [(_hosts_text(hosts), text, []) for text, hosts in lines.items()]
+    shown: list[tuple[str, str, list[str]]] = [
+        (_hosts_text(hosts), text, []) for text, hosts in lines.items()]
     shown += [(name, text, notes) for name, text, notes in alone]
     width = max((len(n) for n in names), default=4)
     print(f"\n--> Fleet summary ({verb}):")
@@ -112,7 +113,7 @@ def _print_summary(verb: str) -> None:
               f"{'s' if len(quiet) > 1 else ''})")
     for line in summary():
         print(f"--> {line}")
-    failed = [n for n in names if n in _outcomes and n not in PLAN.untouched]
+    failed = [n for n in names if n in _outcomes and n not in runstate.current().plan.untouched]
     if failed:
         print(f"--> {len(failed)} of {len(names)} hosts failed: {', '.join(failed)}")
     else:

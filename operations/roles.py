@@ -13,13 +13,12 @@ Example::
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import replace
 
 from pyinfra import host, inventory
 from pyinfra.api.host import Host
 
-from operations import hub
+from operations import runstate
 from operations.settings import Settings, validate
 
 GATEWAYS = "sglang_gateways"
@@ -48,17 +47,13 @@ def address(of: Host) -> str:
     return of.data.get("ssh_hostname") or of.name
 
 
-_VALIDATED: weakref.WeakKeyDictionary[Host, Settings] = weakref.WeakKeyDictionary()
-
-
 def settings_of(of: Host) -> Settings:
     """A host's settings as its own deploy runs with them: validated (for the whole fleet,
-    before any operation; once per host and run), with the model's pinned commit as
+    before any operation, once per run: operations/run.py), with the model's pinned commit as
     ``model_revision``."""
-    if of not in _VALIDATED:
-        _VALIDATED[of] = validate(of.name, of.data.dict())
-    settings = _VALIDATED[of]
-    pin = hub.FLEET.pins.get(of.name)
+    run = runstate.current()
+    settings = run.settings.get(of.name) or validate(of.name, of.data.dict())
+    pin = run.pins.get(of.name)
     return replace(settings, model_revision=pin.commit) if pin else settings
 
 

@@ -29,14 +29,13 @@ import json
 import math
 import shlex
 import threading
-from dataclasses import dataclass, field
 
 import gevent
 from pyinfra import host, state
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.host import Host
 
-from operations import drivers, roles, secrets, survey
+from operations import drivers, roles, runstate, secrets, survey
 from operations.facts import HEALTH_CODE, NvidiaDriver, PythonJson
 from operations.outcome import fail
 from operations.settings import RESTART_SETTINGS, Settings
@@ -69,33 +68,6 @@ def fleet_batch_size() -> int:
     return batch_size(roles.settings_of(workers[0]).roll_batch, len(workers)) if workers else 1
 
 
-@dataclass
-class Plan:
-    """Filled by ``plan_fleet`` when the deploy is loaded, before any host changes."""
-
-    planned: bool = False
-    order: list[str] = field(default_factory=list)  # the inventory's
-    serving: dict[str, bool] = field(default_factory=dict)
-    changes: dict[str, bool] = field(default_factory=dict)
-    size: int = 1
-    untouched: set[str] = field(default_factory=set)
-
-    def batches(self) -> list[list[str]]:
-        order = [name for name in self.order if name in self.serving]
-        rolling = [n for n in order if self.serving[n] and self.changes[n]]
-        first = [n for n in order if n not in rolling]
-        return [first] + [rolling[i:i + self.size] for i in range(0, len(rolling), self.size)]
-
-    def batch_of(self, name: str) -> int | None:
-        return next((number for number, members in enumerate(self.batches())
-                     if name in members), None)
-
-    def stopped_before(self, number: int, failed: set[str]) -> list[str]:
-        """Hosts of earlier rolling batches that failed: any stops the roll."""
-        return [n for batch in self.batches()[1:number] for n in batch if n in failed]
-
-
-PLAN = Plan()
 
 
 _PLANNING = threading.Lock()
@@ -124,23 +96,24 @@ def _status(worker: Host) -> dict:
     return found
 
 
-def plan_fleet() -> Plan:
-    """Fill PLAN once per run, reading every connected worker in parallel; every host's deploy
+def plan_fleet() -> runstate.Plan:
+    """Fill the run's plan once, reading every connected worker in parallel; every host's deploy
     load waits for it."""
+    plan = runstate.current().plan
     with _PLANNING:
-        if not PLAN.planned:
+        if not plan.planned:
             workers = [h for h in roles.workers() if h in state.activated_hosts]
             reads = {h.name: gevent.spawn(_status, h) for h in workers}
             gevent.joinall(list(reads.values()))
-            PLAN.order = [h.name for h in roles.workers()]
-            PLAN.size = fleet_batch_size()
+            plan.order = [h.name for h in roles.workers()]
+            plan.size = fleet_batch_size()
             for worker in workers:
                 found = reads[worker.name].value or {}
-                PLAN.serving[worker.name] = found.get("status") == 200
-                PLAN.changes[worker.name] = found.get("reboots") or found.get(
+                plan.serving[worker.name] = found.get("status") == 200
+                plan.changes[worker.name] = found.get("reboots") or found.get(
                     "record") != fingerprint(worker.name, roles.settings_of(worker))
-            PLAN.planned = True
-    return PLAN
+            plan.planned = True
+    return plan
 
 
 def batch_of_this_host() -> int | None:
@@ -179,9 +152,9 @@ def roll_goes_on(number: int):
     """
     if not state.is_executing or number < 2:
         return  # a preview, or nothing before it: the roll goes on
-    stopped = PLAN.stopped_before(number, {h.name for h in state.failed_hosts})
+    stopped = runstate.current().plan.stopped_before(number, {h.name for h in state.failed_hosts})
     if stopped:
-        PLAN.untouched.add(host.name)
+        runstate.current().plan.untouched.add(host.name)
         yield fail([f"{host.name}: untouched: the roll stopped after {', '.join(stopped)} "
                     "failed; it serves its previous configuration"])
 
@@ -192,7 +165,7 @@ def recorded(settings: Settings):
 
     + settings: the host's validated settings
     """
-    if not PLAN.changes.get(host.name, True):
+    if not runstate.current().plan.changes.get(host.name, True):
         return
     path = shlex.quote(record_path(settings))
     yield StringCommand(f"printf '%s' {fingerprint(host.name, settings)} > {path}.new "
@@ -203,14 +176,15 @@ def summary() -> list[str]:
     """Lines for the fleet summary: which hosts rolled in which batch, and which the roll did
     not reach."""
     lines = []
+    plan = runstate.current().plan
     failed = {h.name for h in state.failed_hosts}
-    for number, members in enumerate(PLAN.batches()[1:], start=1):
-        done = [n for n in members if n not in PLAN.untouched]
+    for number, members in enumerate(plan.batches()[1:], start=1):
+        done = [n for n in members if n not in plan.untouched]
         if done:
             lines.append(f"rolled batch {number}: " + ", ".join(
                 f"{n} ({'FAILED' if n in failed else 'healthy'})" for n in done))
-    if PLAN.untouched:
-        ordered = [name for name in PLAN.order if name in PLAN.untouched]
+    if plan.untouched:
+        ordered = [name for name in plan.order if name in plan.untouched]
         lines.append("roll stopped; untouched, still serving the previous configuration: "
                      + ", ".join(ordered))
     return lines

@@ -16,21 +16,13 @@ from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.host import Host
 
-from operations import hub, roles, rollout, secrets, survey
+from operations import hub, pipeline, roles, runstate, secrets, survey
 from operations.connection import guard_lost_hosts
 from operations.facts import Login
+from operations.readiness import Failure, login_failure, model_failure
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
-from operations.stages import (
-    gateway,
-    health,
-    preflight,
-    python_env,
-    service,
-    system_packages,
-    weights,
-    wheelhouse,
-)
+from operations.stages import preflight
 
 
 def _deploy_file_is_known_to_inspect() -> None:
@@ -45,7 +37,6 @@ def _deploy_file_is_known_to_inspect() -> None:
 
 
 _pinning = threading.Lock()  # gevent's, under pyinfra
-_FLEET: dict[str, Settings] = {}  # every host's validated settings, once per run
 
 
 def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
@@ -53,7 +44,7 @@ def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
     (operations/hub.py), what was newly pinned said once. Without ``ask_hub`` (diagnosis), only
     what the lock file holds."""
     with _pinning:  # the deploy file loads for every host at once, in greenlets
-        if not hub.FLEET.pinned:
+        if not runstate.current().pinned:
             _pin_fleet_once(fleet, ask_hub)
 
 
@@ -62,13 +53,13 @@ def _pin_fleet_once(fleet: dict[str, Settings], ask_hub: bool) -> None:
     models = {name: (s.model, s.model_revision, s.hf_endpoint,
                      secrets.load(name, s).get("HF_TOKEN"))
               for name, s in fleet.items() if name in workers and s.from_hub}
-    hub.FLEET.pinned = True
+    runstate.current().pinned = True
     try:
         pins, refused, said = hub.pin_fleet(models, hub.lock_path(), ask_hub)
     except hub.HubError as error:
         raise SystemExit(f"{error}: {error.advice}") from None
-    hub.FLEET.pins.update(pins)
-    hub.FLEET.refused.update(refused)
+    runstate.current().pins.update(pins)
+    runstate.current().refused.update(refused)
     for line in said:
         print(f"--> {line}")
 
@@ -80,12 +71,13 @@ def host_settings(verb: str) -> Settings:
     lock file only); the lost-host guard and the end-of-run fleet summary are set up. The
     settings carry the pinned commit as ``model_revision``."""
     with _pinning:  # once per run, not once per host: the deploy file loads for every host
-        if not _FLEET:
-            _FLEET.update(fleet_settings({h.name: h.data.dict() for h in inventory},
-                                         rolling={h.name for h in roles.workers()}))
-            for name, settings in _FLEET.items():
+        fleet = runstate.current().settings
+        if not fleet:
+            fleet.update(fleet_settings({h.name: h.data.dict() for h in inventory},
+                                        rolling={h.name for h in roles.workers()}))
+            for name, settings in fleet.items():
                 secrets.load(name, settings)
-    _pin_models(_FLEET, ask_hub=verb in ("deploy", "preflight"))
+    _pin_models(fleet, ask_hub=verb in ("deploy", "preflight"))
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
@@ -95,35 +87,16 @@ def host_settings(verb: str) -> Settings:
     return roles.settings_of(host)
 
 
-def _stage_reads(verb: str, settings: Settings) -> list[survey.Read]:
-    """What the stages of this host's roles (deploy.py; preflight.py: its checklist) read on a
-    run that changes nothing."""
-    if verb == "preflight":
-        return preflight.reads(settings) if roles.is_worker() else []
-    found = []
-    if roles.is_wheelhouse():
-        found += wheelhouse.reads(settings)
-    if roles.is_gateway():
-        found += gateway.reads(settings)
-    if roles.is_worker():
-        found += [*rollout.reads(settings), *preflight.reads(settings),
-                  *system_packages.reads(settings), *weights.worker_reads(settings),
-                  *python_env.reads(settings), *service.reads(settings),
-                  *health.reads(),
-                  *gateway.member_reads(settings)]
-    return found
-
-
 def _read_ahead(verb: str, of: Host) -> None:
     """One host's survey: a login that is not root by the inventory's word is read first,
     with the other reads made without sudo, and the rest (with sudo) only when it can get root
     without a prompt."""
-    reads = _stage_reads(verb, roles.settings_of(of))
+    reads = pipeline.reads(verb, roles.settings_of(of))
     if _login_failure([r for r in reads if r.kwargs.get("_sudo") is False]) is None:
         survey.read(of, reads)  # (those read already are not read again)
 
 
-def _login_failure(with_reads: list[survey.Read] | None = None) -> preflight.Failure | None:
+def _login_failure(with_reads: list[survey.Read] | None = None) -> Failure | None:
     """Whether this host's SSH login can change it as root, read without sudo (with the
     survey's ``with_reads``, also without sudo: one round trip)."""
     arguments, _ = pop_global_arguments(state, host, {})
@@ -132,7 +105,7 @@ def _login_failure(with_reads: list[survey.Read] | None = None) -> preflight.Fai
     # Once (later asks are answered); the Host itself, not pyinfra's context proxy for it.
     survey.read(inventory.get_host(host.name),
                 [survey.Read(Login, {"_sudo": False}), *(with_reads or [])])
-    return preflight.login_failure(
+    return login_failure(
         host.get_fact(Login, _sudo=False), sudo=bool(arguments["_sudo"]),
         sudo_password=bool(arguments["_sudo_password"]))  # or --same-sudo-password
 
@@ -144,9 +117,9 @@ def allowed() -> bool:
     stops half-way for want of privileges or waits on a sudo password prompt, and a model the
     Hub refuses changes nothing."""
     failure = _login_failure()
-    if failure is None and host.name in hub.FLEET.refused:
-        failure = preflight.model_failure(roles.settings_of(host).model,
-                                          hub.FLEET.refused[host.name])
+    if failure is None and host.name in runstate.current().refused:
+        failure = model_failure(roles.settings_of(host).model,
+                                          runstate.current().refused[host.name])
     if failure is None:
         return True
     # Without sudo: the refusal must not itself wait on a sudo password prompt.

@@ -14,6 +14,7 @@ import os
 import shlex
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand
@@ -63,7 +64,7 @@ def put_private(path: str, content: str):
         return
     temp = f"{path}.upload"  # beside it, in a root-only directory
     staged = None
-    arguments = host.current_op_global_arguments or {}
+    arguments: dict[str, Any] = dict(host.current_op_global_arguments or {})
     if any(arguments.get(key) for key in ("_sudo", "_su_user", "_doas", "_dzdo")):
         # Over sudo (su, doas, dzdo), pyinfra uploads as the login user to a file of its temp
         # directory, then copies it as root: that file is made empty and 0600 first, so no one

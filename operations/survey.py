@@ -152,7 +152,7 @@ def _hook(host: Host) -> None:
             return real(*args, **kwargs)
         return run
 
-    host.get_fact = get_fact  # type: ignore[method-assign]
+    host.get_fact = get_fact  # type: ignore[method-assign,assignment]
     host.run_shell_command = changes(real_run)  # type: ignore[method-assign]
     host.put_file = changes(real_put)  # type: ignore[method-assign]
 
@@ -163,8 +163,8 @@ def _text(command: str | StringCommand | None) -> str | None:
 
 def _section(fact: FactBase, kwargs: dict[str, Any]) -> str:
     command = _text(fact.command(**kwargs) if callable(fact.command) else fact.command)
-    requires = fact.requires_command
-    requires = _text(requires(**kwargs) if callable(requires) else requires)
+    declared = fact.requires_command
+    requires = _text(declared(**kwargs) if callable(declared) else declared)
     if requires:
         return (f"if command -v {requires} >/dev/null 2>&1; then ( {command} ) 2>/dev/null; "
                 f"else echo {_MISSING}; fi")
@@ -259,7 +259,7 @@ def _sections(lines: list[str], count: int) -> list[tuple[list[str], str | None]
         if index is None:
             if current is not None:
                 found[current][0].append(line)
-        elif marked["code"] is None:
+        elif marked is None or marked["code"] is None:
             current = index
         else:
             if marked["before"] and current == index:

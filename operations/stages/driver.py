@@ -6,7 +6,7 @@ host's rolling batch: a reboot takes a server down, so serving hosts reboot a ba
 Example::
 
     from operations.stages import driver
-    driver.install(settings)
+    driver.apply(settings, done)   # done.reboot: the reboot, if any
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
-from operations import drivers, report
+from operations import drivers, report, survey
 from operations.facts import NvidiaDriver
-from operations.outcome import fail
+from operations.outcome import Done, fail
+from operations.readiness import gpu_failures
+from operations.router import leave_commands
 from operations.settings import Settings
-from operations.stages import gateway, preflight
 
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confold"
 # Fetches the keyring package with the Python every host has (no curl on a minimal image).
@@ -79,7 +80,7 @@ def rebooted(settings: Settings):
     if plan.refusals or not plan.reboot:
         return
     before = state["boot_id"]
-    yield from gateway.leave_commands(settings)
+    yield from leave_commands(settings)
     # Detached, so the SSH channel closes before the host goes down (as pyinfra's reboot).
     yield StringCommand("( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &")
 
@@ -142,7 +143,7 @@ def loaded(settings: Settings, reboot: OperationMeta):
         yield fail([f"{host.name}: driver after the reboot: {text}; "
                     "see `dkms status` and `journalctl -k -b` on the host" for text in found])
         return
-    failures = preflight.gpu_failures(settings, gpus)
+    failures = gpu_failures(settings, gpus)
     if failures:
         yield fail([failure.line(host.name) for failure in failures])
 
@@ -159,12 +160,18 @@ def persistence():
         yield f"systemctl enable --now {drivers.PERSISTENCED}"
 
 
-def install(settings: Settings) -> OperationMeta:
-    """The stage's operations; returns the reboot, which the health stage waits after."""
+def reads(settings: Settings) -> list[survey.Read]:
+    """What the stage reads on a run that changes nothing (operations/survey.py): the driver
+    state (drivers.read)."""
+    return [survey.Read(NvidiaDriver)]
+
+
+def apply(settings: Settings, done: Done) -> None:
+    """The stage's operations; records the reboot, which the health stage waits after."""
     packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
                       settings=settings)
     loaded(name="After a reboot: the open driver loaded, the GPUs seen", settings=settings,
            reboot=reboot)
     persistence(name="nvidia-persistenced enabled and running")
-    return reboot
+    done.reboot = reboot

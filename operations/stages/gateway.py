@@ -17,30 +17,22 @@ from __future__ import annotations
 
 import shlex
 
-from pyinfra import host, inventory
+from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
-from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.facts import Distributions, PythonJson, UserExists
-from operations.report import note
-from operations.roles import address, is_gateway, router_urls, settings_of, workers
+from operations.facts import Distributions, UserExists
+from operations.outcome import Done
+from operations.roles import settings_of, workers
+from operations.router import worker_url
 from operations.settings import Settings
-from operations.stages.python_env import pip_install
-from operations.stages.system_packages import system_user
+from operations.users import system_user
+from operations.venv import pip_install
 
 UNIT = "sglang-router.service"
 ROUTER_USER = "sglang-router"
 PYPI = "https://pypi.org/simple"
-MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
-# How long a worker waits for a router to call it healthy after joining (router checks every
-# few seconds).
-JOIN_TIMEOUT_S = 60
-
-
-def worker_url(of: Host, settings: Settings) -> str:
-    return f"http://{address(of)}:{settings.port}"
 
 
 def router_venv(settings: Settings) -> str:
@@ -70,16 +62,8 @@ def reads(settings: Settings) -> list[survey.Read]:
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 
-def member_reads(settings: Settings) -> list[survey.Read]:
-    """What ``joined`` reads: the routers' view of this worker (stale once a gateway changed)."""
-    gateways = tuple(h.name for h in inventory if is_gateway(h))
-    return [survey.Read(PythonJson, {"python": "python3", "code": MEMBER_CODE,
-                                     "args": ("state", router, worker_url(host, settings))},
-                        after=gateways) for router in router_urls()]
-
-
 @deploy("Gateway")
-def install(settings: Settings) -> None:
+def apply(settings: Settings, done: Done) -> None:
     """The router's venv and unit; restarted when either changed."""
     apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
@@ -98,26 +82,3 @@ def install(settings: Settings) -> None:
                     enabled=True)
 
 
-def _member(action: str, router: str, settings: Settings) -> str:
-    return shlex.join(["python3", "-c", MEMBER_CODE, action, router,
-                       worker_url(host, settings), str(JOIN_TIMEOUT_S)])
-
-
-def leave_commands(settings: Settings) -> list[str]:
-    """Before this worker's server restarts: out of every router, so no request reaches it."""
-    return [_member("leave", router, settings) for router in router_urls()]
-
-
-@operation(is_idempotent=True)
-def joined(settings: Settings):
-    """This healthy worker is in every router and the router calls it healthy.
-
-    + settings: the worker's validated settings
-    """
-    for router in router_urls():
-        found = host.get_fact(PythonJson, python="python3", code=MEMBER_CODE,
-                              args=("state", router, worker_url(host, settings)))
-        if "error" in found:
-            note(host.name, f"not joined to the router: {found['error']}")
-        elif not found["healthy"]:
-            yield _member("join", router, settings)

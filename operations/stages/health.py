@@ -5,8 +5,7 @@ returns tokens.
 Example::
 
     from operations.stages import health
-    restart = health.restarted(settings=settings, changes=[venv, unit], reboot=reboot)
-    health.serving(settings=settings, restart=restart, reboot=reboot)
+    health.apply(settings, done)   # after the driver, python_env and service stages
 """
 
 from __future__ import annotations
@@ -16,14 +15,14 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import remediation, rollout, survey
+from operations import preview, remediation, rollout, runstate, survey
 from operations.diagnosis import diagnose
 from operations.facts import HEALTH_CODE, PythonJson
-from operations.outcome import fail
+from operations.managers import SERVICE_UNIT
+from operations.outcome import Done, fail
 from operations.report import note
+from operations.router import leave_commands
 from operations.settings import Settings
-from operations.stages import gateway, service
-from operations.stages.preflight import SERVICE_UNIT
 
 
 def _health_status(settings: Settings) -> int:
@@ -43,15 +42,15 @@ def restarted(settings: Settings, changes: list[OperationMeta], reboot: Operatio
     + reboot: the driver stage's reboot of this run
     """
     if not any(change.changed for change in changes) and (
-            reboot.changed or rollout.PLAN.serving.get(host.name)
+            reboot.changed or runstate.current().plan.serving.get(host.name)
             or _health_status(settings) == 200):
         return  # the rollout plan read /health 200 seconds ago: no second probe
-    yield from gateway.leave_commands(settings)
+    yield from leave_commands(settings)
     yield "systemctl daemon-reload"
     yield f"systemctl restart {SERVICE_UNIT}"
 
 
-def reads() -> list[survey.Read]:
+def reads(settings: Settings) -> list[survey.Read]:
     """What this stage reads on a run that changes nothing (operations/survey.py)."""
     return survey.service_reads(SERVICE_UNIT)
 
@@ -79,4 +78,18 @@ def serving(settings: Settings, restart: OperationMeta, reboot: OperationMeta):
     if not settings.remediate:
         yield fail(diagnosis.lines(host.name))
         return
-    yield from remediation.steps(settings, diagnosis, service.written)
+    yield from remediation.steps(settings, diagnosis)
+
+
+def apply(settings: Settings, done: Done) -> None:
+    """Restart after a change, wait for health (remedied when it fails), record the
+    configuration it is healthy with."""
+    assert done.reboot and done.venv and done.unit, "runs after the driver, venv, service stages"
+    restart = restarted(name="Restart sglang.service after a change or when unhealthy",
+                        settings=settings, changes=[done.venv, done.unit], reboot=done.reboot)
+    done.restart = restart
+    enabled_and_running()
+    serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
+            restart=restart, reboot=done.reboot)
+    rollout.recorded(name="Record the configuration it is healthy with", settings=settings)
+    preview.watch(stack=done.venv, unit=done.unit, restart=restart)

@@ -4,106 +4,31 @@ two chart symptoms before any launch (ABI mismatch; no kernel image for sm_120).
 Example::
 
     from operations.stages import python_env
-    venv = python_env.stack_installed(settings=settings)
-    python_env.stack_checked(settings=settings)
+    python_env.apply(settings, done)   # done.venv: the install
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 
-from operations import survey
+from operations import roles, survey
 from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
 from operations.facts import (
-    SGLANG_OPTIONS_CODE,
     TORCH_KERNEL_CODE,
     Distributions,
     NvidiaGpus,
     PythonJson,
     VenvExists,
 )
-from operations.outcome import fail
+from operations.outcome import Done, fail
 from operations.settings import Settings
-
-
-def record_path(settings: Settings) -> str:
-    return f"{settings.install_dir}/stack.json"
-
-
-def options_path(settings: Settings) -> str:
-    """The installed SGLang's version and accepted flags, read once after each install so that
-    a no-op deploy need not import SGLang (seconds on a GPU host) to render the unit."""
-    return f"{settings.install_dir}/sglang-options.json"
-
-
-def _write_options(settings: Settings) -> StringCommand:
-    path = shlex.quote(options_path(settings))
-    return StringCommand(f"{shlex.quote(settings.python)} -c {shlex.quote(SGLANG_OPTIONS_CODE)} "
-                         f"> {path}.new && mv {path}.new {path}")
-
-
-def wanted_record(settings: Settings, wheelhouse: str | None = None) -> dict:
-    """What the venv should hold, as recorded on the host after a successful install;
-    ``wheelhouse``: the fleet's copy of the stack, installed from instead of the sources."""
-    stack = settings.stack_def()
-    return {
-        "wheelhouse": wheelhouse,
-        "stack": stack.name,
-        "packages": stack.packages,
-        "index_url": settings.pip_index_url or stack.index_url,
-        "extra_index_urls": settings.pip_extra_index_urls
-        if settings.pip_extra_index_urls is not None else list(stack.extra_index_urls),
-        "find_links": settings.pip_find_links
-        if settings.pip_find_links is not None else list(stack.find_links),
-    }
-
-
-def pip_sources(settings: Settings, index_url: str, extra_index_urls: list[str] = (),
-                find_links: list[str] = ()) -> list[str]:
-    """pip options for these sources, with the host's proxy and CA bundle."""
-    options = ["--disable-pip-version-check", "--index-url", index_url]
-    for url in extra_index_urls:
-        options += ["--extra-index-url", url]
-    for url in find_links:
-        options += ["--find-links", url]
-    urls = [index_url, *extra_index_urls, *find_links]
-    for plain_host in sorted({urlsplit(u).hostname for u in urls if u.startswith("http://")}):
-        options += ["--trusted-host", plain_host]  # pip ignores plain-HTTP indexes otherwise
-    if settings.pip_proxy:
-        options += ["--proxy", settings.pip_proxy]
-    if settings.pip_cert:
-        options += ["--cert", settings.pip_cert]
-    return options
-
-
-def pip_install(settings: Settings, venv_dir: str, index_url: str,
-                extra_index_urls: list[str] = (), find_links: list[str] = ()) -> list[str]:
-    """``pip install`` in a venv from these sources."""
-    return [f"{venv_dir}/bin/pip", "install",
-            *pip_sources(settings, index_url, extra_index_urls, find_links)]
-
-
-def pip_commands(settings: Settings, record: dict) -> list[str]:
-    if record["wheelhouse"]:
-        # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
-        # wheelhouse is on the fleet's own network, over plain HTTP.
-        url = record["wheelhouse"]
-        return [shlex.join([f"{settings.venv_dir}/bin/pip", "install",
-                            "--disable-pip-version-check", "--no-index",
-                            "--find-links", f"{url}/files/",
-                            "--trusted-host", urlsplit(url).hostname, "--no-deps",
-                            "--require-hashes", "-r", f"{url}/requirements.lock"])]
-    pip = pip_install(settings, settings.venv_dir, record["index_url"],
-                      record["extra_index_urls"], record["find_links"])
-    return [shlex.join(pip + options + requirements)
-            for requirements, options in settings.stack_def().steps()]
+from operations.venv import options_path, pip_commands, record_path, wanted_record, write_options
 
 
 def reads(settings: Settings) -> list[survey.Read]:
@@ -128,7 +53,7 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
         json.loads("\n".join(recorded)) == wanted
     if current:
         if not host.get_fact(FileContents, path=options_path(settings)):
-            yield _write_options(settings)
+            yield write_options(settings)
         return
     if not venv_ok:
         yield StringCommand(shlex.join(["python3", "-m", "venv", settings.venv_dir]))
@@ -144,7 +69,7 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
     path = shlex.quote(record_path(settings))
     yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "
                         f"> {path}.new && mv {path}.new {path}")
-    yield _write_options(settings)
+    yield write_options(settings)
 
 
 @operation(is_idempotent=True)
@@ -169,3 +94,12 @@ def stack_checked(settings: Settings, venv: OperationMeta):
         yield fail(list(dict.fromkeys(
             f"{host.name}: venv check failed: {finding.message(host.name).split(': ', 2)[2]}"
             for finding in failed)))
+
+
+def apply(settings: Settings, done: Done) -> None:
+    """The stack installed, then checked when it changed; records the install."""
+    done.venv = stack_installed(name="Python venv holds the stack's exact pins",
+                                settings=settings,
+                                wheelhouse=roles.wheelhouse_url(settings.stack))
+    stack_checked(name="Kernel package imports next to torch; arch list covers the GPUs",
+                  settings=settings, venv=done.venv)

@@ -5,104 +5,23 @@ only then write them (the dry-parse runs SGLang's own validation too).
 Example::
 
     from operations.stages import service
-    unit = service.configured(settings=settings)
+    service.apply(settings, done)   # done.unit: the unit written
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from io import StringIO
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
-from pyinfra.operations import files
 
-from operations import FILES_DIR, preview, remediation, secrets, survey
-from operations.facts import (
-    SGLANG_DRY_PARSE_CODE,
-    SGLANG_OPTIONS_CODE,
-    NvidiaGpus,
-    PythonJson,
-    VenvExists,
-    refusal_line,
-)
-from operations.outcome import fail
-from operations.render import (
-    API_KEY_CREDENTIAL,
-    API_KEY_FLAGS,
-    RenderError,
-    ServerCommand,
-    dry_parse_arguments,
-    server_command,
-)
+from operations import remediation, secrets, survey
+from operations.facts import NvidiaGpus, VenvExists
+from operations.outcome import Done
 from operations.report import note
+from operations.server_files import API_KEY_PATH, ENV_PATH, UNIT_PATH, written
 from operations.settings import Settings
-from operations.stages import weights
-from operations.stages.python_env import options_path
-
-UNIT_PATH = "/etc/systemd/system/sglang.service"
-ENV_PATH = "/etc/sglang/sglang.env"
-API_KEY_PATH = "/etc/sglang/api-key.json"
-
-_templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUndefined,
-                         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-
-
-def systemd_word(word: str) -> str:
-    """Quote one argv word for ExecStart (systemd.service(5): specifiers and variables)."""
-    if word.startswith("%d/") and word[3:].replace(".", "").replace("-", "").isalnum():
-        return word  # the credentials directory specifier, on purpose
-    escaped = word.replace("%", "%%").replace("$", "$$")
-    if escaped and all(c.isalnum() or c in "._/:=,+@-" for c in escaped):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def env_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
-
-
-def render_files(settings: Settings, command: ServerCommand, sglang_version: str
-                 ) -> dict[str, str]:
-    """The unit file and environment file contents, without secrets (pure: golden-tested)."""
-    context: dict[str, Any] = {
-        "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
-        "sglang_version": sglang_version, "env_file": ENV_PATH,
-        "api_key_credential": f"{API_KEY_CREDENTIAL}:{API_KEY_PATH}"
-        if API_KEY_FLAGS[1] in command.argv else None,
-        "exec_start": " ".join(systemd_word(w) for w in command.argv),
-        "environment": {k: env_value(v) for k, v in command.environment.items()},
-    }
-    return {UNIT_PATH: _templates.get_template("sglang.service.j2").render(context),
-            ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
-
-
-def rejection(host_name: str, result: dict, sglang_version: str) -> str:
-    return (f"{host_name}: SGLang {sglang_version} refuses the server argv, the service was "
-            f"left as it was: {refusal_line(result.get('error', ''))}")
-
-
-def read_model_config(settings: Settings) -> dict[str, Any] | None:
-    """The served model's config.json (what it is, its quantization included); None while a
-    run's prepare phase looks before stage 3 has staged the snapshot."""
-    path = weights.model_config_path(settings)
-    lines = host.get_fact(FileContents, path=path)
-    if not lines:
-        if host.state.current_stage != StateStage.Execute:
-            return None
-        return {"error": f"the model's config.json is not at {path}: the model is not staged"}
-    try:
-        config = json.loads("\n".join(lines))
-    except ValueError:
-        config = None
-    if not isinstance(config, dict):
-        return {"error": f"the model's config.json at {path} is not a JSON object"}
-    return config
+from operations.snapshot import model_config_path
+from operations.venv import options_path
 
 
 def reads(settings: Settings) -> list[survey.Read]:
@@ -111,7 +30,7 @@ def reads(settings: Settings) -> list[survey.Read]:
     return [survey.Read(VenvExists, {"venv": settings.venv_dir}),
             survey.Read(FileContents, {"path": remediation.state_path(settings)}),
             survey.Read(FileContents, {"path": options_path(settings)}), survey.Read(NvidiaGpus),
-            survey.Read(FileContents, {"path": weights.model_config_path(settings)}),
+            survey.Read(FileContents, {"path": model_config_path(settings)}),
             survey.Read(Sha256File, {"path": UNIT_PATH}), *secrets.private_reads(ENV_PATH),
             *(secrets.private_reads(API_KEY_PATH) if api_key else []),
             *survey.put_reads(UNIT_PATH)]
@@ -134,50 +53,9 @@ def configured(settings: Settings):
     yield from written(remediation.effective(settings, record))
 
 
-def written(settings: Settings):
-    """The commands that render, dry-parse and write the unit for ``settings``."""
-    cached = host.get_fact(FileContents, path=options_path(settings))
-    try:
-        parser = json.loads("\n".join(cached)) if cached else {"error": "no options cache"}
-    except ValueError:
-        parser = {"error": "unreadable options cache"}
-    if "error" in parser:
-        parser = host.get_fact(PythonJson, python=settings.python, code=SGLANG_OPTIONS_CODE)
-    if "error" in parser:
-        yield fail([f"{host.name}: cannot read the installed SGLang's flags: "
-                    + " | ".join(parser["error"].strip().splitlines()[-3:])])
-        return
-    gpu_count = len(host.get_fact(NvidiaGpus)["gpus"])
-    model_config = read_model_config(settings)
-    if model_config is None:
-        return
-    if "error" in model_config:
-        yield fail([f"{host.name}: {model_config['error']}"])
-        return
-    secret = secrets.load(host.name, settings)
-    try:
-        command = server_command(settings, gpu_count, parser["options"], parser["version"],
-                                 model_config, api_key="SGLANG_API_KEY" in secret)
-    except RenderError as error:
-        yield fail([f"{host.name}: {error}"])
-        return
-    rendered = render_files(settings, command, parser["version"])
-    unchanged = host.get_fact(Sha256File, path=UNIT_PATH) == hashlib.sha256(
-        rendered[UNIT_PATH].encode()).hexdigest()
-    # The unit names the SGLang version: the same unit is the same argv for the same parser,
-    # already accepted when it was written.
-    if not unchanged:
-        parsed = host.get_fact(PythonJson, python=settings.python, code=SGLANG_DRY_PARSE_CODE,
-                               **dry_parse_arguments(command.argv, command.environment))
-        if "error" in parsed:
-            yield fail([rejection(host.name, parsed, parser["version"])])
-            return
-    preview.show_diff(UNIT_PATH, rendered[UNIT_PATH])
-    preview.show_diff(ENV_PATH, rendered[ENV_PATH])
-    # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
-    # (operations/stages/weights.py).
-    yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])
-    if "SGLANG_API_KEY" in secret:
-        yield from secrets.put_private(API_KEY_PATH,
-                                       secrets.api_key_config(secret["SGLANG_API_KEY"]))
-    yield from files.put._inner(src=StringIO(rendered[UNIT_PATH]), dest=UNIT_PATH, mode="644")
+
+
+def apply(settings: Settings, done: Done) -> None:
+    """The unit and its environment file; records the write."""
+    done.unit = configured(name="sglang.service rendered, dry-parsed and written",
+                           settings=settings)

@@ -3,41 +3,28 @@
 Example::
 
     from operations.stages import system_packages
-    system_packages.install(settings=settings)
+    system_packages.apply(settings, done)
 """
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import operation
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files
 
 from operations import survey
+from operations.apt_cache import APT_PROXY_FILE, apt_through_cache
 from operations.facts import UserExists
+from operations.outcome import Done
 from operations.roles import apt_proxy
 from operations.settings import Settings
-from operations.stages import wheelhouse
+from operations.users import system_user
 
 # libnuma: the chart's fix for `libnuma.so.1: cannot open shared object file`. The venv brings
 # its own pip (python3-venv); without recommends, no compiler toolchain comes along.
 PACKAGES = ["libnuma1", "libnuma-dev", "python3-venv", "ca-certificates"]
 STALE_CONTAINER = "sglang"
-
-
-@operation(is_idempotent=True)
-def system_user(user: str, home: str):
-    """A system account without a shell or home directory of its own, for a service.
-
-    + user: the account's name
-    + home: its home directory (not created)
-    """
-    if host.get_fact(UserExists, user=user):
-        return
-    yield StringCommand(shlex.join(["useradd", "--system", "--user-group", "--no-create-home",
-                                    "--home-dir", home, "--shell", "/usr/sbin/nologin", user]))
 
 
 @operation(is_idempotent=True)
@@ -56,14 +43,14 @@ def stale_container_removed(name: str = STALE_CONTAINER):
 
 def reads(settings: Settings) -> list[survey.Read]:
     """What this stage's operations read on a run that changes nothing (operations/survey.py)."""
-    proxy_file = survey.put_reads(wheelhouse.APT_PROXY_FILE) if apt_proxy() else []
+    proxy_file = survey.put_reads(APT_PROXY_FILE) if apt_proxy() else []
     return [*proxy_file, *survey.apt_reads(), survey.Read(Which, {"command": "docker"}),
             survey.Read(UserExists, {"user": settings.service_user}),
             *survey.directory_reads(settings.install_dir, settings.model_cache_dir)]
 
 
-def install(settings: Settings) -> None:
-    wheelhouse.apt_through_cache()
+def apply(settings: Settings, done: Done) -> None:
+    apt_through_cache()
     apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     stale_container_removed(name="Remove a stale sglang container")

@@ -27,15 +27,24 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.roles import apt_proxy, settings_of, workers
+from operations.outcome import Done
+from operations.roles import settings_of, workers
 from operations.settings import Settings
-from operations.stages import weights
-from operations.stages.python_env import pip_sources, wanted_record
+from operations.snapshot import (
+    MIRROR_PATH,
+    fleet_pins,
+    staged,
+    status_read,
+    token_kept,
+    token_reads,
+    wheelhouse_cache,
+    wheelhouse_job,
+)
+from operations.venv import pip_sources, wanted_record
 
 UNIT = "sglang-wheelhouse.service"
 APT_CACHE_CONF = "/etc/apt-cacher-ng/sglang-fleet.conf"  # read after acng.conf
-APT_PROXY_FILE = "/etc/apt/apt.conf.d/90sglang-apt-cache"  # after other 90* proxies: it wins
-FETCH_CODE = (FILES_DIR / "wheelhouse_fetch.py").read_text()
+STACK_FETCH_CODE = (FILES_DIR / "wheelhouse_fetch.py").read_text()
 
 
 def apt_cache_conf(settings: Settings) -> str:
@@ -76,23 +85,23 @@ def stack_fetched(settings: Settings, worker: Settings):
         return
     tool = f"{settings.wheelhouse_dir}/tool-venv"
     yield StringCommand(f"test -x {tool}/bin/python || python3 -m venv {tool}")
-    yield StringCommand(shlex.join([f"{tool}/bin/python", "-c", FETCH_CODE, stack_dir,
+    yield StringCommand(shlex.join([f"{tool}/bin/python", "-c", STACK_FETCH_CODE, stack_dir,
                                     json.dumps(spec)]))
 
 
 def reads(settings: Settings) -> list[survey.Read]:
-    """What ``serve`` reads on a run that changes nothing (operations/survey.py)."""
+    """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
     stacks = {s.stack for s in map(settings_of, workers())}
     return [*survey.apt_reads(), *survey.put_reads(APT_CACHE_CONF),
             *survey.service_reads("apt-cacher-ng.service"),
             *(survey.Read(FileContents, {"path": f"{stacks_dir(settings)}/{stack}/stack.sha256"})
               for stack in sorted(stacks)),
-            *weights.wheelhouse_reads(settings, stacks_dir(settings)),
+            *wheelhouse_reads(settings, stacks_dir(settings)),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 
 @deploy("Wheelhouse")
-def serve(settings: Settings) -> None:
+def apply(settings: Settings, done: Done) -> None:
     """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, each pinned
     model fetched and verified, and the files served over HTTP."""
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
@@ -108,7 +117,7 @@ def serve(settings: Settings) -> None:
     for stack in host.loop(sorted(fleet)):
         stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
                       worker=fleet[stack])
-    weights.on_wheelhouse(settings, stacks_dir(settings))
+    on_wheelhouse(settings, stacks_dir(settings))
     unit = files.template(
         name=f"{UNIT}: the stacks and models over HTTP",
         src=str(FILES_DIR / f"{UNIT}.j2"),
@@ -119,12 +128,23 @@ def serve(settings: Settings) -> None:
                     enabled=True)
 
 
-def apt_through_cache() -> None:
-    """On a worker: apt goes through the wheelhouse's apt-cacher-ng (when there is one)."""
-    proxy = apt_proxy()
-    if proxy:
-        # One request at a time, retried: apt-cacher-ng drops a connection with pipelined
-        # requests when one download fails upstream, and apt would fail every one queued on it.
-        files.put(name="apt through the fleet's apt cache", src=StringIO(
-            f'Acquire::http::Proxy "{proxy}";\nAcquire::http::Pipeline-Depth "0";\n'
-            'Acquire::Retries "5";\n'), dest=APT_PROXY_FILE)
+def on_wheelhouse(settings: Settings, served_root: str) -> None:
+    """Each pinned snapshot fetched once for the fleet and served beside the stacks
+    (``served_root``, the directory the wheelhouse serves)."""
+    files.directory(name="Model cache of the fleet", path=f"{wheelhouse_cache(settings)}/hub")
+    files.directory(name="Wheelhouse served root", path=served_root)
+    files.link(name="Models served under /_models/", path=f"{served_root}/{MIRROR_PATH}",
+               target=f"{wheelhouse_cache(settings)}/hub")
+    token_kept(name="Hugging Face token for the fleet's fetches", settings=settings,
+               fetches_from_hub=True)
+    for pin in host.loop(fleet_pins()):
+        staged(name=f"Model {pin.repo}@{pin.commit[:12]} fetched once for the fleet, verified",
+               job=wheelhouse_job(settings, pin))
+
+
+def wheelhouse_reads(settings: Settings, served_root: str) -> list[survey.Read]:
+    """What ``on_wheelhouse`` reads on a run that changes nothing (operations/survey.py)."""
+    return [*survey.directory_reads(f"{wheelhouse_cache(settings)}/hub", served_root),
+            *survey.link_reads(f"{served_root}/{MIRROR_PATH}"),
+            *token_reads(settings, fetches_from_hub=True),
+            *(status_read(wheelhouse_job(settings, pin)) for pin in fleet_pins())]

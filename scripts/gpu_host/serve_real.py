@@ -45,9 +45,9 @@ from operations.facts import (  # noqa: E402
 )
 from operations.remediation import wait_evidence  # noqa: E402
 from operations.render import RenderError, dry_parse_arguments, server_command  # noqa: E402
+from operations.server_files import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
 from operations.settings import Settings, validate  # noqa: E402
-from operations.stages import weights  # noqa: E402
-from operations.stages.service import ENV_PATH, UNIT_PATH, render_files  # noqa: E402
+from operations.snapshot import model_config_path  # noqa: E402
 
 HOST = "gpu-host"
 # The host's own venv holds its torch; SERVE_REAL_VENV points elsewhere (a stand-in's, to try
@@ -85,7 +85,7 @@ def fact(cls: type, **arguments: Any) -> tuple[Any, float]:
 
 
 def env_file_values(text: str) -> dict[str, str]:
-    """systemd's EnvironmentFile= reading of the lines operations/stages/service.py writes."""
+    """systemd's EnvironmentFile= reading of the lines operations/server_files.py writes."""
     values = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#") or "=" not in line:
@@ -121,7 +121,7 @@ def render(out: Path, label: str, settings: Settings, record: dict[str, Any],
         record["refused"] = f"cannot read the installed SGLang's flags: {options['error']}"
         return None
     record["sglang"] = options["version"]
-    config_path = config_from or weights.model_config_path(settings)
+    config_path = config_from or model_config_path(settings)
     try:
         model_config = json.loads(Path(config_path).read_text())
     except (OSError, ValueError) as error:

@@ -9,7 +9,7 @@ from pyinfra.context import ctx_host
 
 from operations import secrets
 from operations.facts import Login
-from operations.stages.preflight import login_failure
+from operations.readiness import login_failure
 from tests.conftest import FakeHost
 
 OPS = {"user": "ops", "uid": 1000, "sudo": "ok", "said": ""}

@@ -7,6 +7,7 @@ import json
 
 from pyinfra.context import ctx_host
 
+from operations import venv
 from operations.facts import PortListener
 from operations.settings import validate
 from operations.stages import python_env, service
@@ -44,13 +45,13 @@ def test_stack_installs_into_a_new_venv_then_records():
 
 
 def test_stack_does_nothing_when_pins_and_record_match():
-    record = json.dumps(python_env.wanted_record(LAB)).splitlines()
+    record = json.dumps(venv.wanted_record(LAB)).splitlines()
     fake = FakeHost("lab-1", {"FileContents": record, "Distributions": {**PINS, "pip": "23.0"}})
     assert run_op(python_env.stack_installed, fake, settings=LAB) == []
 
 
 def test_stack_reinstalls_when_kernel_build_differs():
-    record = json.dumps(python_env.wanted_record(LAB)).splitlines()
+    record = json.dumps(venv.wanted_record(LAB)).splitlines()
     fake = FakeHost("lab-1", {"FileContents": record,
                               "Distributions": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
@@ -59,7 +60,7 @@ def test_stack_reinstalls_when_kernel_build_differs():
 
 
 def test_stack_reinstalls_when_the_index_changes():
-    old = json.dumps({**python_env.wanted_record(LAB), "index_url": "https://old/simple"})
+    old = json.dumps({**venv.wanted_record(LAB), "index_url": "https://old/simple"})
     fake = FakeHost("lab-1", {"FileContents": old.splitlines(),
                               "Distributions": PINS})
     assert run_op(python_env.stack_installed, fake, settings=LAB)
@@ -67,7 +68,7 @@ def test_stack_reinstalls_when_the_index_changes():
 
 def test_nightly_stack_installs_in_steps_with_nightly_torch_last_but_one():
     settings = validate("gpu-01", {"stack": "cu128-nightly"})
-    commands = python_env.pip_commands(settings, python_env.wanted_record(settings))
+    commands = venv.pip_commands(settings, venv.wanted_record(settings))
     assert [c.split()[-1] for c in commands] == ["sglang==0.5.2",
                                                  "torch==2.10.0.dev20250916+cu128",
                                                  "sgl-kernel==0.3.9.post2"]

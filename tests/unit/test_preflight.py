@@ -7,8 +7,9 @@ from dataclasses import asdict, replace
 
 from operations import drivers, nvidia
 from operations.facts import NvidiaDriver
+from operations.readiness import evaluate
 from operations.settings import validate
-from operations.stages.preflight import checklist, evaluate
+from operations.stages.preflight import checklist
 from tests.conftest import CAPTURES, FIXTURES, FakeHost
 from tests.unit.test_operations import run_op
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from pyinfra.api.operation import OperationMeta
 
-from operations import preview, rollout
+from operations import preview, runstate
 
 
 @pytest.fixture
@@ -18,12 +18,12 @@ def fleet(monkeypatch):
                         SimpleNamespace(inventory=[SimpleNamespace(name=n) for n in names]))
     monkeypatch.setattr(preview, "WATCHED", {})
     monkeypatch.setattr(preview, "REFUSED", {})
-    plan = rollout.Plan(planned=True, order=names, size=1,
+    plan = runstate.Plan(planned=True, order=names, size=1,
                         serving={"gpu-01": True, "gpu-02": True, "gpu-03": False,
                                  "gpu-04": True},
                         changes={"gpu-01": True, "gpu-02": True, "gpu-03": True,
                                  "gpu-04": False})
-    monkeypatch.setattr(preview, "PLAN", plan)
+    monkeypatch.setattr(runstate.current(), "plan", plan)
     return names
 
 
@@ -57,7 +57,7 @@ def test_a_host_failing_preflight_is_named_with_its_lines_and_in_no_other_line(f
 
 
 def test_a_no_op_plans_no_restart(fleet, monkeypatch):
-    monkeypatch.setattr(preview, "PLAN", rollout.Plan(planned=True, order=fleet, size=1,
+    monkeypatch.setattr(runstate.current(), "plan", runstate.Plan(planned=True, order=fleet, size=1,
                                                       serving=dict.fromkeys(fleet, True),
                                                       changes=dict.fromkeys(fleet, False)))
     for name in fleet:

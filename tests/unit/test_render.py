@@ -9,9 +9,9 @@ import pytest
 
 from operations.profiles import PROFILES
 from operations.render import RenderError, express, server_command
+from operations.server_files import ENV_PATH, UNIT_PATH, render_files, systemd_word
 from operations.settings import validate
 from operations.stacks import STACKS
-from operations.stages.service import ENV_PATH, UNIT_PATH, render_files, systemd_word
 from tests.conftest import ROOT
 from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, RejectedError, dry_parse, options
 

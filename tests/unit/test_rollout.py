@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operations.rollout import Plan, batch_size
+from operations.rollout import batch_size
+from operations.runstate import Plan
 
 
 def plan(serving: dict[str, bool], changes: dict[str, bool], size: int) -> Plan:

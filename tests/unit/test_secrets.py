@@ -9,8 +9,8 @@ import pytest
 
 from operations import secrets
 from operations.render import server_command
+from operations.server_files import UNIT_PATH, render_files
 from operations.settings import SettingsError, validate
-from operations.stages.service import UNIT_PATH, render_files
 from tests.conftest import ROOT
 from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, dry_parse, options
 

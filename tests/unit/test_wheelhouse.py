@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.standin.build import build_all
+from operations import venv
 from operations.settings import validate
 from operations.stages import python_env
 from tests.conftest import FakeHost
@@ -59,8 +60,8 @@ def test_fetch_that_fails_leaves_no_digest_so_the_next_deploy_fetches_again(inde
 
 def test_a_worker_installs_the_locked_files_only_checking_every_hash():
     settings = validate("gpu-1", {"stack": "cu13-stable"})
-    record = python_env.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
-    [command] = python_env.pip_commands(settings, record)
+    record = venv.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
+    [command] = venv.pip_commands(settings, record)
     assert "--no-index" in command and "--require-hashes" in command and "--no-deps" in command
     assert "--find-links http://10.0.0.5:8091/cu13-stable/files/" in command
     assert command.endswith("-r http://10.0.0.5:8091/cu13-stable/requirements.lock")
@@ -69,7 +70,7 @@ def test_a_worker_installs_the_locked_files_only_checking_every_hash():
 
 def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse():
     settings = validate("gpu-1", {"stack": "cu13-stable"})
-    direct = json.dumps(python_env.wanted_record(settings)).splitlines()
+    direct = json.dumps(venv.wanted_record(settings)).splitlines()
     pins = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.2",
             "sglang": "0.5.23"}
     fake = FakeHost("gpu-1", {"FileContents": direct, "Distributions": pins})

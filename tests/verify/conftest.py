@@ -23,8 +23,8 @@ from operations import hub, roles
 from operations.checks import gather
 from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
 from operations.hub import Pin
+from operations.router import worker_url
 from operations.settings import Settings, fleet_settings
-from operations.stages.gateway import worker_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import pytest
 
 from operations import checks
 from operations.facts import UnitState
-from operations.stages.preflight import SERVICE_UNIT
+from operations.managers import SERVICE_UNIT
 from tests.verify.conftest import run_fact
 
 

@@ -3,8 +3,8 @@ request apply the chart's fix (operations/remediation.py).
 
 Example::
 
-    from operations import examine
-    examine.diagnosed(settings=settings, remediate=False)
+    from operations.stages import examine
+    examine.apply(settings, Done())   # read-only unless settings.remediate
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import remediation
+from operations import remediation, survey
 from operations.checks import gather
 from operations.diagnosis import diagnose
-from operations.outcome import fail
+from operations.outcome import Done, fail
 from operations.report import note
 from operations.settings import Settings
-from operations.stages import service
 
 
 @operation(is_idempotent=True)
@@ -44,4 +43,14 @@ def diagnosed(settings: Settings, remediate: bool = False):
     if not remediate:
         yield fail(diagnosis.lines(host.name))
         return
-    yield from remediation.steps(settings, diagnosis, service.written)
+    yield from remediation.steps(settings, diagnosis)
+
+
+def reads(settings: Settings) -> list[survey.Read]:
+    """A diagnosis reads as it goes (read-only, no survey)."""
+    return []
+
+
+def apply(settings: Settings, done: Done) -> None:
+    """Changes nothing unless the settings say ``remediate`` (diagnose.py: only when asked)."""
+    diagnosed(name="Diagnose sglang.service", settings=settings, remediate=settings.remediate)

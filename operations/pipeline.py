@@ -1,0 +1,60 @@
+"""Which stages each role runs, in order: the one list that deploy.py, preflight.py and
+diagnose.py run and that the survey reads ahead (operations/run.py). Every stage module has the
+same face: ``reads(settings)``, what it reads on a run that changes nothing, and
+``apply(settings, done)``, its operations (``done``: what earlier stages did on the host).
+
+Example::
+
+    for stage in pipeline.WORKER_ROLL:
+        stage.apply(settings, done)
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from operations import roles, rollout, survey
+from operations.settings import Settings
+from operations.stages import (
+    driver,
+    examine,
+    gateway,
+    health,
+    membership,
+    preflight,
+    python_env,
+    service,
+    system_packages,
+    weights,
+    wheelhouse,
+)
+
+WHEELHOUSE = (wheelhouse,)
+GATEWAY = (gateway,)
+# A worker: prepared all at once, then converged in its rolling batch (operations/rollout.py).
+WORKER_PREPARE = (preflight, system_packages, weights)
+WORKER_ROLL = (driver, python_env, service, health, membership)
+# The read-only scripts, on workers.
+PREFLIGHT = (preflight,)
+DIAGNOSE = (examine,)
+
+
+def fleet_services() -> list[ModuleType]:
+    """The stages of this host's wheelhouse and gateway roles, which the workers wait for."""
+    return [*(WHEELHOUSE if roles.is_wheelhouse() else ()),
+            *(GATEWAY if roles.is_gateway() else ())]
+
+
+def deploy_stages() -> list[ModuleType]:
+    """The stages this host's roles run in a deploy, in order."""
+    return [*fleet_services(), *((*WORKER_PREPARE, *WORKER_ROLL) if roles.is_worker() else ())]
+
+
+def reads(verb: str, settings: Settings) -> list[survey.Read]:
+    """What this host's stages read on a run that changes nothing (deploy; preflight: its
+    checklist), the rollout plan's reads of a worker included."""
+    if verb == "preflight":
+        return [r for stage in PREFLIGHT for r in stage.reads(settings)] \
+            if roles.is_worker() else []
+    found = rollout.reads(settings) if roles.is_worker() else []
+    return found + [r for stage in deploy_stages() for r in stage.reads(settings)]

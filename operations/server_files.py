@@ -1,0 +1,165 @@
+"""The server's files on a worker: the unit and its environment file rendered from the
+profile's intents in the flags the installed SGLang accepts, the exact argv dry-parsed with
+that SGLang's own parser and validation, and only then written. Used by the service stage, and
+by the remedies that rewrite the unit with a fallback (operations/remediation.py).
+
+Example::
+
+    yield from written(settings)   # inside an operation
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from io import StringIO
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api.state import StateStage
+from pyinfra.facts.files import FileContents, Sha256File
+from pyinfra.operations import files
+
+from operations import FILES_DIR, preview, secrets
+from operations.facts import (
+    SGLANG_DRY_PARSE_CODE,
+    SGLANG_OPTIONS_CODE,
+    NvidiaGpus,
+    PythonJson,
+    refusal_line,
+)
+from operations.outcome import fail
+from operations.render import (
+    API_KEY_CREDENTIAL,
+    API_KEY_FLAGS,
+    RenderError,
+    ServerCommand,
+    dry_parse_arguments,
+    server_command,
+)
+from operations.settings import Settings
+from operations.snapshot import model_config_path
+from operations.venv import options_path
+
+UNIT_PATH = "/etc/systemd/system/sglang.service"
+
+
+
+ENV_PATH = "/etc/sglang/sglang.env"
+
+
+
+API_KEY_PATH = "/etc/sglang/api-key.json"
+
+
+
+_templates = Environment(loader=FileSystemLoader(FILES_DIR), undefined=StrictUndefined,
+                         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+
+def systemd_word(word: str) -> str:
+    """Quote one argv word for ExecStart (systemd.service(5): specifiers and variables)."""
+    if word.startswith("%d/") and word[3:].replace(".", "").replace("-", "").isalnum():
+        return word  # the credentials directory specifier, on purpose
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if escaped and all(c.isalnum() or c in "._/:=,+@-" for c in escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+
+def env_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+
+def render_files(settings: Settings, command: ServerCommand, sglang_version: str
+                 ) -> dict[str, str]:
+    """The unit file and environment file contents, without secrets (pure: golden-tested)."""
+    context: dict[str, Any] = {
+        "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
+        "sglang_version": sglang_version, "env_file": ENV_PATH,
+        "api_key_credential": f"{API_KEY_CREDENTIAL}:{API_KEY_PATH}"
+        if API_KEY_FLAGS[1] in command.argv else None,
+        "exec_start": " ".join(systemd_word(w) for w in command.argv),
+        "environment": {k: env_value(v) for k, v in command.environment.items()},
+    }
+    return {UNIT_PATH: _templates.get_template("sglang.service.j2").render(context),
+            ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
+
+
+
+def rejection(host_name: str, result: dict, sglang_version: str) -> str:
+    return (f"{host_name}: SGLang {sglang_version} refuses the server argv, the service was "
+            f"left as it was: {refusal_line(result.get('error', ''))}")
+
+
+
+def read_model_config(settings: Settings) -> dict[str, Any] | None:
+    """The served model's config.json (what it is, its quantization included); None while a
+    run's prepare phase looks before stage 3 has staged the snapshot."""
+    path = model_config_path(settings)
+    lines = host.get_fact(FileContents, path=path)
+    if not lines:
+        if host.state.current_stage != StateStage.Execute:
+            return None
+        return {"error": f"the model's config.json is not at {path}: the model is not staged"}
+    try:
+        config = json.loads("\n".join(lines))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return {"error": f"the model's config.json at {path} is not a JSON object"}
+    return config
+
+
+
+def written(settings: Settings):
+    """The commands that render, dry-parse and write the unit for ``settings``."""
+    cached = host.get_fact(FileContents, path=options_path(settings))
+    try:
+        parser = json.loads("\n".join(cached)) if cached else {"error": "no options cache"}
+    except ValueError:
+        parser = {"error": "unreadable options cache"}
+    if "error" in parser:
+        parser = host.get_fact(PythonJson, python=settings.python, code=SGLANG_OPTIONS_CODE)
+    if "error" in parser:
+        yield fail([f"{host.name}: cannot read the installed SGLang's flags: "
+                    + " | ".join(parser["error"].strip().splitlines()[-3:])])
+        return
+    gpu_count = len(host.get_fact(NvidiaGpus)["gpus"])
+    model_config = read_model_config(settings)
+    if model_config is None:
+        return
+    if "error" in model_config:
+        yield fail([f"{host.name}: {model_config['error']}"])
+        return
+    secret = secrets.load(host.name, settings)
+    try:
+        command = server_command(settings, gpu_count, parser["options"], parser["version"],
+                                 model_config, api_key="SGLANG_API_KEY" in secret)
+    except RenderError as error:
+        yield fail([f"{host.name}: {error}"])
+        return
+    rendered = render_files(settings, command, parser["version"])
+    unchanged = host.get_fact(Sha256File, path=UNIT_PATH) == hashlib.sha256(
+        rendered[UNIT_PATH].encode()).hexdigest()
+    # The unit names the SGLang version: the same unit is the same argv for the same parser,
+    # already accepted when it was written.
+    if not unchanged:
+        parsed = host.get_fact(PythonJson, python=settings.python, code=SGLANG_DRY_PARSE_CODE,
+                               **dry_parse_arguments(command.argv, command.environment))
+        if "error" in parsed:
+            yield fail([rejection(host.name, parsed, parser["version"])])
+            return
+    preview.show_diff(UNIT_PATH, rendered[UNIT_PATH])
+    preview.show_diff(ENV_PATH, rendered[ENV_PATH])
+    # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
+    # (operations/stages/weights.py).
+    yield from secrets.put_private(ENV_PATH, rendered[ENV_PATH])
+    if "SGLANG_API_KEY" in secret:
+        yield from secrets.put_private(API_KEY_PATH,
+                                       secrets.api_key_config(secret["SGLANG_API_KEY"]))
+    yield from files.put._inner(src=StringIO(rendered[UNIT_PATH]), dest=UNIT_PATH, mode="644")
