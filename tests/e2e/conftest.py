@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.lab import ssh_argv
+from lab.hosts import ssh_argv
 from lab.stacks import GATEWAY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.lab import descendants
+from lab.processes import descendants
 from tests.e2e.conftest import (
     LAB_DIR,
     HeldIndex,
@@ -249,7 +249,7 @@ def test_mistyped_setting_in_data_is_refused_with_the_closest_name(fleet):
 
 
 def running(processes: list[tuple[int, str]]) -> list[int]:
-    """Those that have not exited (zombies have: see lab.py)."""
+    """Those that have not exited (zombies have: see lab/processes.py)."""
     alive = []
     for pid, started in processes:
         try:
