@@ -20,7 +20,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
 from operations import drivers, report
-from operations.facts import NvidiaDriver
+from operations.facts.gpu import NvidiaDriver
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import gateway, preflight

@@ -23,7 +23,9 @@ from pyinfra.api.host import Host
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.facts import Distributions, PythonJson, UserExists
+from operations.facts.host import UserExists
+from operations.facts.python import PythonJson
+from operations.facts.venv import Distributions
 from operations.report import note
 from operations.roles import address, is_gateway, router_urls, settings_of, workers
 from operations.settings import Settings

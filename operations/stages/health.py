@@ -18,7 +18,8 @@ from pyinfra.operations import systemd
 
 from operations import remediation, rollout, survey
 from operations.diagnosis import diagnose
-from operations.facts import HEALTH_CODE, PythonJson
+from operations.facts.python import PythonJson
+from operations.facts.service import HEALTH_CODE
 from operations.outcome import fail
 from operations.report import note
 from operations.settings import Settings

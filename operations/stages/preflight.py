@@ -16,7 +16,8 @@ from pyinfra.api import operation
 
 from operations import drivers, hub, preview, survey
 from operations.drivers import DriverPlan
-from operations.facts import FreeDiskGb, NvidiaDriver, NvidiaGpus, Pid1, PortListener
+from operations.facts.gpu import NvidiaDriver, NvidiaGpus
+from operations.facts.host import FreeDiskGb, Pid1, PortListener
 from operations.outcome import fail
 from operations.settings import Settings
 from operations.stages import weights

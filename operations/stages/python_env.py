@@ -21,14 +21,9 @@ from pyinfra.facts.files import FileContents
 
 from operations import survey
 from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
-from operations.facts import (
-    SGLANG_OPTIONS_CODE,
-    TORCH_KERNEL_CODE,
-    Distributions,
-    NvidiaGpus,
-    PythonJson,
-    VenvExists,
-)
+from operations.facts.gpu import NvidiaGpus
+from operations.facts.python import PythonJson
+from operations.facts.venv import SGLANG_OPTIONS_CODE, TORCH_KERNEL_CODE, Distributions, VenvExists
 from operations.outcome import fail
 from operations.settings import Settings
 

@@ -23,11 +23,11 @@ from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
 from operations import FILES_DIR, preview, remediation, secrets, survey
-from operations.facts import (
+from operations.facts.gpu import NvidiaGpus
+from operations.facts.python import PythonJson
+from operations.facts.venv import (
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
-    NvidiaGpus,
-    PythonJson,
     VenvExists,
     refusal_line,
 )

@@ -16,7 +16,7 @@ from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files
 
 from operations import survey
-from operations.facts import UserExists
+from operations.facts.host import UserExists
 from operations.roles import apt_proxy
 from operations.settings import Settings
 from operations.stages import wheelhouse

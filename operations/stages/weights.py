@@ -27,7 +27,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from operations import FILES_DIR, hub, roles, secrets, survey
-from operations.facts import PythonJson
+from operations.facts.python import PythonJson
 from operations.settings import Settings
 
 FETCH_CODE = (FILES_DIR / "model_fetch.py").read_text()
