@@ -16,22 +16,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from operations import drivers
-from operations.facts import (
-    HEALTH_CODE,
+from operations.facts.gpu import NvidiaDriver, NvidiaGpus
+from operations.facts.host import FreeDiskGb, LibnumaLinked, Pid1, PortListener, ProcessInfo
+from operations.facts.python import PythonJson
+from operations.facts.service import HEALTH_CODE, WAIT_CODE, JournalTail, UnitState
+from operations.facts.venv import (
     SGLANG_DRY_PARSE_CODE,
     TORCH_KERNEL_CODE,
-    WAIT_CODE,
     Distributions,
-    FreeDiskGb,
-    JournalTail,
-    LibnumaLinked,
-    NvidiaDriver,
-    NvidiaGpus,
-    Pid1,
-    PortListener,
-    ProcessInfo,
-    PythonJson,
-    UnitState,
     refusal_line,
 )
 from operations.hub import Pin

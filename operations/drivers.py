@@ -18,7 +18,7 @@ from typing import Any
 
 from pyinfra import host
 
-from operations.facts import NvidiaDriver, NvidiaGpus
+from operations.facts.gpu import NvidiaDriver, NvidiaGpus
 from operations.settings import Settings
 from operations.symptoms import BY_KEY
 

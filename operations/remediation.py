@@ -25,7 +25,9 @@ from pyinfra.api import StringCommand
 from pyinfra.facts.files import FileContents
 
 from operations.diagnosis import Diagnosis, diagnose
-from operations.facts import WAIT_CODE, JournalTail, LibnumaLinked, PythonJson, UnitState
+from operations.facts.host import LibnumaLinked
+from operations.facts.python import PythonJson
+from operations.facts.service import WAIT_CODE, JournalTail, UnitState
 from operations.managers import SERVICE_UNIT
 from operations.outcome import fail
 from operations.report import note

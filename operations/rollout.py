@@ -36,7 +36,9 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.host import Host
 
 from operations import drivers, roles, runstate, secrets, survey
-from operations.facts import HEALTH_CODE, NvidiaDriver, PythonJson
+from operations.facts.gpu import NvidiaDriver
+from operations.facts.python import PythonJson
+from operations.facts.service import HEALTH_CODE
 from operations.outcome import fail
 from operations.settings import RESTART_SETTINGS, Settings
 

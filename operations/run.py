@@ -18,7 +18,7 @@ from pyinfra.api.host import Host
 
 from operations import hub, pipeline, roles, runstate, secrets, survey
 from operations.connection import guard_lost_hosts
-from operations.facts import Login
+from operations.facts.host import Login
 from operations.readiness import Failure, login_failure, model_failure
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings

@@ -22,13 +22,9 @@ from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
 
 from operations import FILES_DIR, preview, secrets
-from operations.facts import (
-    SGLANG_DRY_PARSE_CODE,
-    SGLANG_OPTIONS_CODE,
-    NvidiaGpus,
-    PythonJson,
-    refusal_line,
-)
+from operations.facts.gpu import NvidiaGpus
+from operations.facts.python import PythonJson
+from operations.facts.venv import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, refusal_line
 from operations.outcome import fail
 from operations.render import (
     API_KEY_CREDENTIAL,

@@ -20,7 +20,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.files import File
 
 from operations import FILES_DIR, hub, roles, runstate, secrets, survey
-from operations.facts import PythonJson
+from operations.facts.python import PythonJson
 from operations.settings import Settings
 
 MODEL_FETCH_CODE = (FILES_DIR / "model_fetch.py").read_text()

@@ -37,7 +37,7 @@ from pyinfra.facts.files import Directory, File, Link, Sha1File
 from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from operations.facts import PythonJson, python_batch_command
+from operations.facts.python import PythonJson, python_batch_command
 
 _MARK = "__sglang_survey__"
 _MISSING = "__sglang_survey_missing__"

@@ -12,7 +12,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
-from operations.facts import UserExists
+from operations.facts.host import UserExists
 
 
 @operation(is_idempotent=True)

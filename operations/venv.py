@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pyinfra.api import StringCommand
 
-from operations.facts import SGLANG_OPTIONS_CODE
+from operations.facts.venv import SGLANG_OPTIONS_CODE
 from operations.settings import Settings
 
 

@@ -20,7 +20,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
 from operations import drivers, report, survey
-from operations.facts import NvidiaDriver
+from operations.facts.gpu import NvidiaDriver
 from operations.outcome import Done, fail
 from operations.readiness import gpu_failures
 from operations.router import leave_commands

@@ -22,7 +22,8 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.facts import Distributions, UserExists
+from operations.facts.host import UserExists
+from operations.facts.venv import Distributions
 from operations.outcome import Done
 from operations.roles import settings_of, workers
 from operations.router import worker_url

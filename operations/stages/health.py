@@ -17,7 +17,8 @@ from pyinfra.operations import systemd
 
 from operations import preview, remediation, rollout, runstate, survey
 from operations.diagnosis import diagnose
-from operations.facts import HEALTH_CODE, PythonJson
+from operations.facts.python import PythonJson
+from operations.facts.service import HEALTH_CODE
 from operations.managers import SERVICE_UNIT
 from operations.outcome import Done, fail
 from operations.report import note

@@ -14,7 +14,7 @@ from pyinfra import host, inventory
 from pyinfra.api import operation
 
 from operations import survey
-from operations.facts import PythonJson
+from operations.facts.python import PythonJson
 from operations.outcome import Done
 from operations.report import note
 from operations.roles import is_gateway, router_urls

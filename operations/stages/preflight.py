@@ -12,7 +12,8 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from operations import drivers, preview, runstate, snapshot, survey
-from operations.facts import FreeDiskGb, NvidiaDriver, NvidiaGpus, Pid1, PortListener
+from operations.facts.gpu import NvidiaDriver, NvidiaGpus
+from operations.facts.host import FreeDiskGb, Pid1, PortListener
 from operations.outcome import Done, fail
 from operations.readiness import evaluate
 from operations.settings import Settings

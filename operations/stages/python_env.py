@@ -19,13 +19,9 @@ from pyinfra.facts.files import FileContents
 
 from operations import roles, survey
 from operations.checks import check_kernel_abi, check_torch_arch, normal_name, pins_missing
-from operations.facts import (
-    TORCH_KERNEL_CODE,
-    Distributions,
-    NvidiaGpus,
-    PythonJson,
-    VenvExists,
-)
+from operations.facts.gpu import NvidiaGpus
+from operations.facts.python import PythonJson
+from operations.facts.venv import TORCH_KERNEL_CODE, Distributions, VenvExists
 from operations.outcome import Done, fail
 from operations.settings import Settings
 from operations.venv import options_path, pip_commands, record_path, wanted_record, write_options

@@ -15,7 +15,8 @@ from pyinfra.api import operation
 from pyinfra.facts.files import FileContents, Sha256File
 
 from operations import remediation, secrets, survey
-from operations.facts import NvidiaGpus, VenvExists
+from operations.facts.gpu import NvidiaGpus
+from operations.facts.venv import VenvExists
 from operations.outcome import Done
 from operations.report import note
 from operations.server_files import API_KEY_PATH, ENV_PATH, UNIT_PATH, written

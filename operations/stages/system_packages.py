@@ -15,7 +15,7 @@ from pyinfra.operations import apt, files
 
 from operations import survey
 from operations.apt_cache import APT_PROXY_FILE, apt_through_cache
-from operations.facts import UserExists
+from operations.facts.host import UserExists
 from operations.outcome import Done
 from operations.roles import apt_proxy
 from operations.settings import Settings

@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from operations.checks import check_kernel_abi  # noqa: E402
 from operations.diagnosis import diagnose  # noqa: E402
-from operations.facts import (  # noqa: E402
-    JOURNAL_LINES,
+from operations.facts.gpu import NvidiaGpus  # noqa: E402
+from operations.facts.python import PythonJson  # noqa: E402
+from operations.facts.service import JOURNAL_LINES  # noqa: E402
+from operations.facts.venv import (  # noqa: E402
     SGLANG_DRY_PARSE_CODE,
     SGLANG_OPTIONS_CODE,
     TORCH_KERNEL_CODE,
-    NvidiaGpus,
-    PythonJson,
 )
 from operations.remediation import wait_evidence  # noqa: E402
 from operations.render import RenderError, dry_parse_arguments, server_command  # noqa: E402

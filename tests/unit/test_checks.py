@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from operations import checks
-from operations.facts import UnitState
+from operations.facts.service import UnitState
 from operations.settings import validate
 from tests.conftest import CAPTURES, FIXTURES
 from tests.unit.test_preflight import OPEN_570, gpus_from
@@ -155,15 +155,19 @@ def test_real_h100_torch_without_kernel_package():
 def test_a_host_lost_mid_run_gives_findings_not_exceptions():
     """pyinfra hands an operation a fact's default when the host stops answering; found when a
     lab host was powered off in the middle of a deploy (it crashed the whole run once)."""
-    from operations import facts as f
-    evidence = {"gpus": f.NvidiaGpus.default(), "driver": f.NvidiaDriver.default(),
+    from operations.facts.gpu import NvidiaDriver, NvidiaGpus
+    from operations.facts.host import LibnumaLinked, Pid1, PortListener, ProcessInfo
+    from operations.facts.python import PythonJson
+    from operations.facts.service import JournalTail
+    from operations.facts.venv import Distributions
+    evidence = {"gpus": NvidiaGpus.default(), "driver": NvidiaDriver.default(),
                 "free_gb": {"/opt/sglang": None},
-                "port": f.PortListener.default(), "pid1": f.Pid1.default(),
-                "libnuma": f.LibnumaLinked.default(), "venv": f.Distributions.default(),
-                "torch": f.PythonJson.default(), "unit": f.UnitState.default(),
-                "journal": f.JournalTail.default(), "process": f.ProcessInfo.default(),
-                "health": f.PythonJson.default()}
+                "port": PortListener.default(), "pid1": Pid1.default(),
+                "libnuma": LibnumaLinked.default(), "venv": Distributions.default(),
+                "torch": PythonJson.default(), "unit": UnitState.default(),
+                "journal": JournalTail.default(), "process": ProcessInfo.default(),
+                "health": PythonJson.default()}
     findings = checks.verify(SETTINGS, evidence)
     assert {finding.check for finding in findings if not finding.ok} >= {
         "gpus", "driver", "unit", "health", "inference", "port"}
-    assert json.loads(json.dumps([f.NvidiaGpus.default(), f.UnitState.default()]))
+    assert json.loads(json.dumps([NvidiaGpus.default(), UnitState.default()]))

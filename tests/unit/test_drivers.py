@@ -8,7 +8,7 @@ import pytest
 
 from operations import drivers
 from operations.diagnosis import diagnose
-from operations.facts import NvidiaDriver
+from operations.facts.gpu import NvidiaDriver
 from operations.settings import DRIVER_MODES, SettingsError, validate
 from operations.stages import driver
 from tests.conftest import CAPTURES, FIXTURES, FakeHost

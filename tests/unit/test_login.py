@@ -8,7 +8,7 @@ from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.context import ctx_host
 
 from operations import secrets
-from operations.facts import Login
+from operations.facts.host import Login
 from operations.readiness import login_failure
 from tests.conftest import FakeHost
 

@@ -76,7 +76,7 @@ def test_gpu_fact_is_json_data_for_pyinfras_fact_command():
     dataclasses; the fact now returns plain dicts."""
     import json
 
-    from operations.facts import NvidiaGpus
+    from operations.facts.gpu import NvidiaGpus
     header, row = (H100 / "query-gpu.csv").read_text().splitlines()[:2]
     bare = f"0, {row.split(', ')[1]}, 81559, 0, 580.159.04, 9.0"
     plain = (H100 / "nvidia-smi.txt").read_text().splitlines()[:4]

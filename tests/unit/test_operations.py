@@ -8,7 +8,7 @@ import json
 from pyinfra.context import ctx_host
 
 from operations import venv
-from operations.facts import PortListener
+from operations.facts.host import PortListener
 from operations.settings import validate
 from operations.stages import python_env, service
 from tests.conftest import FIXTURES, FakeHost
@@ -135,7 +135,8 @@ def test_facts_read_ahead_in_one_command_give_what_each_gives_alone(tmp_path):
     from pyinfra.facts.files import FileContents
 
     from operations import survey
-    from operations.facts import Pid1, PythonJson, UserExists
+    from operations.facts.host import Pid1, UserExists
+    from operations.facts.python import PythonJson
 
     class Absent(FactBase):
         requires_command = "no-such-command-here"
@@ -175,7 +176,7 @@ def test_a_venvs_distributions_are_read_from_its_dist_info_names_without_startin
     "_"), read by a real shell from the directory names; no such Python: an error."""
     import subprocess
 
-    from operations.facts import Distributions
+    from operations.facts.venv import Distributions
 
     site = tmp_path / "venv" / "lib" / "python3.12" / "site-packages"
     for name in ("sglang-0.5.23.dist-info", "sglang_router-0.3.2.dist-info",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from operations import drivers, nvidia
-from operations.facts import NvidiaDriver
+from operations.facts.gpu import NvidiaDriver
 from operations.readiness import evaluate
 from operations.settings import validate
 from operations.stages.preflight import checklist

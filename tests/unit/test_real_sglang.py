@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from operations.diagnosis import diagnose
-from operations.facts import JOURNAL_LINES
+from operations.facts.service import JOURNAL_LINES
 from operations.render import server_command
 from operations.settings import validate
 from scripts.gpu_host.serve_real import HOST_DATA

@@ -21,7 +21,8 @@ import testinfra
 
 from operations import hub, roles
 from operations.checks import gather
-from operations.facts import HEALTH_CODE, ROUTER_CODE, PythonJson
+from operations.facts.python import PythonJson
+from operations.facts.service import HEALTH_CODE, ROUTER_CODE
 from operations.hub import Pin
 from operations.router import worker_url
 from operations.settings import Settings, fleet_settings

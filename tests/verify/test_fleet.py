@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from operations import checks
-from operations.facts import UnitState
+from operations.facts.service import UnitState
 from operations.managers import SERVICE_UNIT
 from tests.verify.conftest import run_fact
 
