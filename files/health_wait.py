@@ -1,7 +1,8 @@
 """Runs on the host (system python3): wait for SGLang's /health, then one small /generate.
 
-argv: port, timeout seconds, what runs the server: a systemd unit name, or ``pid:N`` for a
-server started without systemd. Prints one JSON line and exits 0:
+argv: port, timeout seconds, what runs the server: a systemd unit name, ``supervisor:NAME``
+for a program of supervisord (its wrapper logs a line per start in /var/log/sglang/NAME.starts),
+or ``pid:N`` for a server started by hand. Prints one JSON line and exits 0:
 {"healthy": true, "tokens": N, "text": ...} or {"healthy": false, "reason": ..., "state": ...}
 with state "exited" (the server stopped or restarted: a crash loop will not turn healthy),
 "starting" (the wait ran out while the server still runs: /health 503 or the port still closed,
@@ -36,6 +37,11 @@ def unit_state():
         except OSError:
             state = "gone"
         return state in ("gone", "Z", "X"), f"server process {pid} exited"
+    if runner.startswith("supervisor:"):
+        state, starts = supervised()
+        # The restart before the wait empties the starts log: its own start is not a restart.
+        gone = state in ("BACKOFF", "FATAL", "EXITED") or starts > max(START["starts"], 1)
+        return gone, f"program {runner[11:]} {state} (starts {starts})"
     if not shutil.which("systemctl"):
         return False, "no systemd"  # nothing to watch: the deadline bounds the wait
     shown = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,Result", runner],
@@ -45,6 +51,19 @@ def unit_state():
         props.get("NRestarts") != START.get("NRestarts")
     return gone, (f"{runner} {props.get('ActiveState')} (restarts {props.get('NRestarts')}, "
                   f"result {props.get('Result')})")
+
+
+def supervised():
+    """(supervisor's state of the program, its starts so far)."""
+    name = runner[11:]
+    shown = subprocess.run(["supervisorctl", "status", name], capture_output=True, text=True)
+    words = shown.stdout.split()
+    try:
+        with open(f"/var/log/sglang/{name}.starts") as starts:
+            count = len(starts.readlines())
+    except OSError:
+        count = 0
+    return (words[1] if len(words) > 1 and words[0] == name else "UNKNOWN"), count
 
 
 def call(path, data=None):
@@ -64,7 +83,9 @@ def done(**result):
 
 
 START = {}
-if not runner.startswith("pid:") and shutil.which("systemctl"):
+if runner.startswith("supervisor:"):
+    START["starts"] = supervised()[1]
+elif not runner.startswith("pid:") and shutil.which("systemctl"):
     START["NRestarts"] = subprocess.run(
         ["systemctl", "show", "-p", "NRestarts", "--value", runner],
         capture_output=True, text=True).stdout.strip()

@@ -27,7 +27,7 @@ from operations.facts.venv import (
     refusal_line,
 )
 from operations.hub import Pin
-from operations.managers import SERVICE_UNIT
+from operations.managers import PROGRAM, SERVICE_UNIT, START_COMMAND, chosen, program_log
 from operations.readiness import evaluate
 from operations.render import dry_parse_arguments, offline_environment
 from operations.settings import Settings
@@ -71,13 +71,14 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "free_gb": {path: get_fact(FreeDiskGb, {"path": path})
                     for path in sorted({settings.install_dir, settings.model_cache_dir})},
         "port": get_fact(PortListener, {"port": settings.port}),
-        "pid1": get_fact(Pid1, {}),
+        "pid1": (pid1 := get_fact(Pid1, {})),
         "libnuma": get_fact(LibnumaLinked, {}),
         "venv": get_fact(Distributions, {"python": python}),
         "torch": get_fact(PythonJson, {"python": python, "code": TORCH_KERNEL_CODE,
                                        "args": (stack.torch_module, stack.kernel_module)}),
-        "unit": get_fact(UnitState, {"unit": SERVICE_UNIT}),
-        "journal": get_fact(JournalTail, {"unit": SERVICE_UNIT}),
+        "unit": get_fact(UnitState, {"unit": (runner := chosen(settings.service_manager,
+                                                              pid1).runner)}),
+        "journal": get_fact(JournalTail, {"unit": runner}),
     }
     evidence["driver_problems"] = [problem.text for problem in drivers.problems(
         settings, evidence["driver"] or {}, evidence["gpus"])]
@@ -100,7 +101,7 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
         "python": "python3", "code": HEALTH_CODE,
         "args": (f"http://127.0.0.1:{settings.port}/health",)})
     if evidence["health"].get("status") == 200:
-        runner = f"pid:{pid}" if "error" in evidence["unit"] and pid else SERVICE_UNIT
+        runner = f"pid:{pid}" if "error" in evidence["unit"] and pid else runner
         evidence["generate"] = get_fact(PythonJson, {"python": "python3", "code": WAIT_CODE,
                                                      "args": (str(settings.port), "10", runner)})
     return evidence
@@ -221,6 +222,8 @@ def check_pins(settings: Settings, ev: dict) -> Finding:
 
 def check_unit(settings: Settings, ev: dict) -> Finding:
     unit = ev["unit"]
+    if unit.get("Manager") == "supervisor":
+        return _check_program(unit, ev)
     if "error" in unit:
         return Finding("unit", False, f"no systemd here ({unit['error']}; PID 1 is "
                        f"{ev['pid1']!r})", "the host does not run systemd as PID 1",
@@ -233,6 +236,26 @@ def check_unit(settings: Settings, ev: dict) -> Finding:
                    f"(result {unit.get('Result')}, status {unit.get('ExecMainStatus')})",
                    symptom.cause if symptom else "the server exits or was never deployed",
                    symptom.fix if symptom else "see `journalctl -u sglang`; run the deploy",
+                   symptom, line)
+
+
+def _check_program(program: dict, ev: dict) -> Finding:
+    """The server as a supervisord program: running, or its state in supervisor's words."""
+    state, said = program.get("SubState"), program.get("Result", "")
+    if state == "supervisord-down":
+        return Finding("unit", False, said, "the supervisor is not running (a container "
+                       "restart whose entrypoint starts only sshd?)",
+                       f"run the deploy (it starts supervisord), and make the container's "
+                       f"start command {START_COMMAND}")
+    if (program.get("UnitFileState"), state) == ("enabled", "RUNNING"):
+        return Finding("unit", True, f"program {PROGRAM} RUNNING under supervisord ({said})")
+    symptom, line = _journal_symptom(ev)
+    looping = {"BACKOFF": "restarting in a loop (BACKOFF: it exits within startsecs)",
+               "FATAL": "given up (FATAL: it exited too quickly, startretries times)"}
+    return Finding("unit", False, f"program {PROGRAM} {program.get('UnitFileState')} and "
+                   f"{state}: {looping.get(state or '', said)}",
+                   symptom.cause if symptom else "the server exits or was never deployed",
+                   symptom.fix if symptom else f"see {program_log(PROGRAM)}; run the deploy",
                    symptom, line)
 
 
@@ -261,8 +284,10 @@ def check_argv(settings: Settings, ev: dict) -> Finding:
 
 def check_port(settings: Settings, ev: dict) -> Finding:
     holders = ev["port"]
-    if holders and all(h["unit"] == SERVICE_UNIT for h in holders):
-        return Finding("port", True, f"port {settings.port} held by {SERVICE_UNIT}")
+    if holders and all(h["unit"] == SERVICE_UNIT or str(h["pid"]) == ev["unit"].get("MainPID")
+                       for h in holders):
+        return Finding("port", True, f"port {settings.port} held by the server "
+                       f"({holders[0]['unit'] or 'supervisor program ' + PROGRAM})")
     if holders is None:
         return Finding("port", False, f"nothing listens on port {settings.port}",
                        "the server is not up", "see the unit and health checks")

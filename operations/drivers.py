@@ -19,6 +19,8 @@ from typing import Any
 from pyinfra import host
 
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
+from operations.facts.host import Pid1
+from operations.managers import in_container
 from operations.settings import Settings
 from operations.symptoms import BY_KEY
 
@@ -170,6 +172,10 @@ class DriverPlan:
         return f"driver: {', '.join(steps)} ({'; '.join(p.text for p in self.problems)})"
 
 
+# What to do about a driver problem in a container: its host provides the driver.
+CONTAINER_FIX = ("the driver belongs to the container's host and is never installed from "
+                 "inside it: rent a machine whose driver is branch {min} or later")
+
 # Problem key -> (preflight check, what is needed) when the stage may not fix it; what to do is
 # the symptom table's fix (operations/symptoms.py), the same words diagnose.py gives.
 _REFUSED = {
@@ -184,10 +190,13 @@ _REFUSED = {
 }
 
 
-def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> DriverPlan:
-    """What ``driver_install`` allows for this state (pure). ``never`` changes nothing;
-    ``missing`` installs when no nvidia module is loaded and finishes a pending install with its
-    reboot; ``upgrade`` also replaces a loaded driver below ``driver_branch`` or the proprietary
+def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any],
+         container: bool = False) -> DriverPlan:
+    """What ``driver_install`` allows for this state (pure). In a ``container`` (a rented
+    GPU's, operations/managers.py) the driver is the host's: nothing is installed, whatever
+    ``driver_install`` says, and what is wrong is refused as the host's to fix. ``never``
+    changes nothing; ``missing`` installs when no nvidia module is loaded and finishes a
+    pending install with its reboot; ``upgrade`` also replaces a loaded driver below ``driver_branch`` or the proprietary
     module on a Blackwell GPU. What it may not fix is refused (preflight lines)."""
     stack = settings.stack_def()
     branch = settings.driver_branch or stack.min_driver
@@ -201,7 +210,8 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
     fixable = {"never": set(),
                "missing": {"driver-missing", "driver-pending-reboot", "nouveau-loaded"},
                "upgrade": {"driver-missing", "driver-pending-reboot", "nouveau-loaded",
-                           "proprietary-on-blackwell", "driver-too-old"}}[settings.driver_install]
+                           "proprietary-on-blackwell", "driver-too-old"}}[
+        "never" if container else settings.driver_install]
     replace_loaded = settings.driver_install == "upgrade" and loaded is not None and (
         loaded.branch < branch or "proprietary-on-blackwell" in keys)
     if loaded is not None and not replace_loaded:
@@ -211,7 +221,8 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
         fixable = fixable | {"driver-too-old", "proprietary-on-blackwell", "no-devices",
                              "nouveau-loaded", "driver-missing"}
     refusals = [(_REFUSED[p.key][0], p.text, _REFUSED[p.key][1].format(
-        min=stack.min_driver, stack=stack.name, cuda=stack.cuda), BY_KEY[p.key].fix)
+        min=stack.min_driver, stack=stack.name, cuda=stack.cuda),
+        CONTAINER_FIX.format(min=stack.min_driver) if container else BY_KEY[p.key].fix)
         for p in found if p.key not in fixable]
     if refusals or not ((keys & fixable) or replace_loaded):
         return DriverPlan(branch, found, refusals)
@@ -237,11 +248,11 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any]) -> Dri
 
 
 def read(settings: Settings) -> tuple[DriverPlan, dict[str, Any], dict[str, Any]]:
-    """The current host's plan, driver state and GPUs. Its two facts are read ahead with the
+    """The current host's plan, driver state and GPUs. Its facts are read ahead with the
     host's other checks (operations/survey.py), and from the host again once it has run a
     command (an install, a reboot)."""
     state, gpus = host.get_fact(NvidiaDriver), host.get_fact(NvidiaGpus)
-    return plan(settings, state, gpus), state, gpus
+    return plan(settings, state, gpus, in_container(host.get_fact(Pid1))), state, gpus
 
 
 def repo_url(settings: Settings, os_name: str) -> str:

@@ -58,12 +58,14 @@ def gpu_failures(settings: Settings, gpus: dict[str, Any]) -> list[Failure]:
 
 def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
              port_holders: list[dict[str, Any]] | None, pid1: str, driver: DriverPlan,
-             model_missing: tuple[str, int] | None = None) -> list[Failure]:
+             model_missing: tuple[str, int] | None = None,
+             server_pid: int = 0) -> list[Failure]:
     """Every failed check, from facts already gathered (pure: tested on real fixtures).
     ``driver``: what the driver stage will do; while it installs or reboots, the GPUs are
     checked after its reboot instead. ``model_missing``: the pinned model (as text) and the
     bytes of it not yet staged, which the model cache's disk must hold on top of
-    ``min_free_disk_gb``."""
+    ``min_free_disk_gb``. ``server_pid``: the server's own process under supervisord, which
+    may hold the port."""
     failures = [Failure(*refusal) for refusal in driver.refusals]
     if not failures and not driver.acts:
         failures += gpu_failures(settings, gpus)
@@ -80,7 +82,8 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
                 "disk-space", f"{shown} at {path}", why,
                 "free disk space or point install_dir/model_cache_dir at a larger disk"))
     if port_holders is not None:
-        others = [h for h in port_holders if h["unit"] != SERVICE_UNIT]
+        others = [h for h in port_holders if h["unit"] != SERVICE_UNIT
+                  and not (server_pid and h["pid"] == server_pid)]
         if others or not port_holders:
             who = ", ".join(f"pid {h['pid']} ({h['comm']}, {h['unit'] or 'no unit'})"
                             for h in others) or "a process this user cannot see"
@@ -89,9 +92,11 @@ def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float 
                 f"port {settings.port} free or held by {SERVICE_UNIT}",
                 "stop that process (a stale container: docker rm -f sglang) or choose another "
                 "port"))
-    if pid1 != "systemd":
-        failures.append(Failure("systemd", f"PID 1 is {pid1!r}", "systemd as PID 1",
-                                "run on a host booted with systemd"))
+    if settings.service_manager == "systemd" and pid1 != "systemd":
+        failures.append(Failure("service-manager", f"PID 1 is {pid1!r}",
+                                "systemd as PID 1 (service_manager=systemd)",
+                                "set service_manager=auto for this host: supervisord then "
+                                "runs the server"))
     return failures
 
 

@@ -28,7 +28,7 @@ from operations.diagnosis import Diagnosis, diagnose
 from operations.facts.host import LibnumaLinked
 from operations.facts.python import PythonJson
 from operations.facts.service import WAIT_CODE, JournalTail, UnitState
-from operations.managers import SERVICE_UNIT
+from operations.managers import of_host
 from operations.outcome import fail
 from operations.report import note
 from operations.server_files import written
@@ -142,10 +142,11 @@ def wait_evidence(wait: dict[str, Any], **read: Any) -> dict[str, Any]:
 
 def health_now(settings: Settings, timeout_s: int) -> dict[str, Any]:
     """Wait (bounded) for /health 200 and a generate; then read what diagnose needs."""
+    runner = of_host(settings.service_manager).runner
     wait = host.get_fact(PythonJson, python="python3", code=WAIT_CODE,
-                         args=(str(settings.port), str(timeout_s), SERVICE_UNIT))
-    return wait_evidence(wait, unit=host.get_fact(UnitState, unit=SERVICE_UNIT),
-                         journal=host.get_fact(JournalTail, unit=SERVICE_UNIT),
+                         args=(str(settings.port), str(timeout_s), runner))
+    return wait_evidence(wait, unit=host.get_fact(UnitState, unit=runner),
+                         journal=host.get_fact(JournalTail, unit=runner),
                          libnuma=host.get_fact(LibnumaLinked))
 
 
@@ -181,7 +182,7 @@ def steps(settings: Settings, diagnosis: Diagnosis) -> Iterator[StringCommand]:
             "symptom": diagnosis.symptom.symptom if diagnosis.symptom else None,
             "evidence": diagnosis.evidence_line})
         yield _write_record(settings, record)
-        yield StringCommand(f"systemctl daemon-reload && systemctl restart {SERVICE_UNIT}")
+        yield StringCommand(of_host(settings.service_manager).restart)
         diagnosis = diagnose(health_now(settings, settings.health_timeout_s))
     if diagnosis.healthy:
         note(host.name, f"remediated: {'; '.join(taken)}; healthy again")

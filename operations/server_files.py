@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from io import StringIO
 from typing import Any
 
@@ -25,6 +26,14 @@ from operations import FILES_DIR, preview, secrets
 from operations.facts.gpu import NvidiaGpus
 from operations.facts.python import PythonJson
 from operations.facts.venv import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, refusal_line
+from operations.managers import (
+    MANAGERS,
+    SUPERVISOR_PREFIX,
+    WRAPPER,
+    Manager,
+    of_host,
+    program_log,
+)
 from operations.outcome import fail
 from operations.render import (
     API_KEY_CREDENTIAL,
@@ -47,6 +56,10 @@ ENV_PATH = "/etc/sglang/sglang.env"
 
 
 API_KEY_PATH = "/etc/sglang/api-key.json"
+# Under supervisord: where the wrapper puts the API key's config for the service user alone
+# (systemd's credentials directory, %d, in the unit).
+CREDENTIALS_DIR = "/run/sglang/credentials"
+STOP_WAIT_S = 30  # the unit's TimeoutStopSec: the time SGLang's drain gets before SIGKILL
 
 
 
@@ -71,9 +84,29 @@ def env_value(value: str) -> str:
 
 
 
-def render_files(settings: Settings, command: ServerCommand, sglang_version: str
-                 ) -> dict[str, str]:
-    """The unit file and environment file contents, without secrets (pure: golden-tested)."""
+def supervisor_word(word: str) -> str:
+    """Quote one argv word for a supervisor program's ``command=`` (shell-like words, and %
+    expands supervisor's own variables)."""
+    return shlex.quote(word).replace("%", "%%")
+
+
+def render_files(settings: Settings, command: ServerCommand, sglang_version: str,
+                 manager: Manager = MANAGERS["systemd"]) -> dict[str, str]:
+    """The server's definition under its manager (a unit, or a supervisor program) and its
+    environment file, without secrets (pure: golden-tested)."""
+    if manager.name == "supervisor":
+        argv = [CREDENTIALS_DIR + word[2:] if word.startswith("%d/") else word
+                for word in command.argv]
+        program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
+        context = {"settings": settings, "profile": settings.profile_def(),
+                   "stack": settings.stack_def(), "sglang_version": sglang_version,
+                   "env_file": ENV_PATH, "program": program, "log_file": program_log(program),
+                   "stop_wait_s": STOP_WAIT_S, "command": " ".join(supervisor_word(w) for w in [
+                       WRAPPER, settings.service_user, ENV_PATH, CREDENTIALS_DIR, "--", *argv]),
+                   "environment": {k: env_value(v) for k, v in command.environment.items()}}
+        return {manager.config_path: _templates.get_template(
+                    "sglang-supervisor.conf.j2").render(context),
+                ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
     context: dict[str, Any] = {
         "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
         "sglang_version": sglang_version, "env_file": ENV_PATH,
@@ -82,7 +115,7 @@ def render_files(settings: Settings, command: ServerCommand, sglang_version: str
         "exec_start": " ".join(systemd_word(w) for w in command.argv),
         "environment": {k: env_value(v) for k, v in command.environment.items()},
     }
-    return {UNIT_PATH: _templates.get_template("sglang.service.j2").render(context),
+    return {manager.config_path: _templates.get_template("sglang.service.j2").render(context),
             ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
 
 
@@ -139,9 +172,11 @@ def written(settings: Settings):
     except RenderError as error:
         yield fail([f"{host.name}: {error}"])
         return
-    rendered = render_files(settings, command, parser["version"])
-    unchanged = host.get_fact(Sha256File, path=UNIT_PATH) == hashlib.sha256(
-        rendered[UNIT_PATH].encode()).hexdigest()
+    manager = of_host(settings.service_manager)
+    definition = manager.config_path
+    rendered = render_files(settings, command, parser["version"], manager)
+    unchanged = host.get_fact(Sha256File, path=definition) == hashlib.sha256(
+        rendered[definition].encode()).hexdigest()
     # The unit names the SGLang version: the same unit is the same argv for the same parser,
     # already accepted when it was written.
     if not unchanged:
@@ -150,7 +185,7 @@ def written(settings: Settings):
         if "error" in parsed:
             yield fail([rejection(host.name, parsed, parser["version"])])
             return
-    preview.show_diff(UNIT_PATH, rendered[UNIT_PATH])
+    preview.show_diff(definition, rendered[definition])
     preview.show_diff(ENV_PATH, rendered[ENV_PATH])
     # No HF_TOKEN here: the server runs offline; only a host that fetches has the token
     # (operations/stages/weights.py).
@@ -158,4 +193,7 @@ def written(settings: Settings):
     if "SGLANG_API_KEY" in secret:
         yield from secrets.put_private(API_KEY_PATH,
                                        secrets.api_key_config(secret["SGLANG_API_KEY"]))
-    yield from files.put._inner(src=StringIO(rendered[UNIT_PATH]), dest=UNIT_PATH, mode="644")
+    if manager.name == "supervisor":
+        yield from files.put._inner(src=str(FILES_DIR / "sglang-supervised.sh"), dest=WRAPPER,
+                                    mode="755")
+    yield from files.put._inner(src=StringIO(rendered[definition]), dest=definition, mode="644")

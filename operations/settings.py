@@ -31,6 +31,7 @@ _URL_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+$")
 
 
 DRIVER_MODES = ("never", "missing", "upgrade")
+MANAGER_CHOICES = ("auto", "systemd", "supervisor")  # operations/managers.py
 
 
 def _setting(default: Any, meaning: str, restarts: bool = False) -> Any:
@@ -113,6 +114,10 @@ class Settings:
     driver_keyring_url: str | None = _setting(None, "The cuda-keyring .deb; default: the one at "
                                               "driver_repo_url.")
     reboot_timeout_s: int = _setting(600, "How long a rebooted host may take to answer again.")
+    service_manager: str = _setting("auto", "What runs the server: systemd, supervisor "
+                                    "(supervisord: a container without systemd), or auto "
+                                    "(systemd where it is PID 1, else supervisor).",
+                                    restarts=True)
     roll_batch: int | str = _setting("25%", "Hosts restarted at a time by a change, a count or "
                                      "a percentage of the fleet; the same on every host.")
 
@@ -271,6 +276,8 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
     _check(host, "gpu_compute_capability", isinstance(settings.gpu_compute_capability, str)
            and bool(re.fullmatch(r"\d+\.\d+", settings.gpu_compute_capability)),
            "must look like 12.0", settings.gpu_compute_capability)
+    _check(host, "service_manager", settings.service_manager in MANAGER_CHOICES,
+           f"must be one of {', '.join(MANAGER_CHOICES)}", settings.service_manager)
     _check(host, "driver_install", settings.driver_install in DRIVER_MODES,
            f"must be one of {', '.join(DRIVER_MODES)}", settings.driver_install)
     _check(host, "driver_branch", settings.driver_branch is None or (

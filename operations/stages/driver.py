@@ -21,6 +21,8 @@ from pyinfra.connectors.util import clear_askpass_cache
 
 from operations import drivers, report, survey
 from operations.facts.gpu import NvidiaDriver
+from operations.facts.host import Pid1
+from operations.managers import in_container
 from operations.outcome import Done, fail
 from operations.readiness import gpu_failures
 from operations.router import leave_commands
@@ -167,7 +169,11 @@ def reads(settings: Settings) -> list[survey.Read]:
 
 
 def apply(settings: Settings, done: Done) -> None:
-    """The stage's operations; records the reboot, which the health stage waits after."""
+    """The stage's operations; records the reboot, which the health stage waits after. In a
+    container (no systemd) the driver is the host's: read, never installed."""
+    if in_container(host.get_fact(Pid1)) and settings.driver_install != "never":
+        report.note(host.name, f"driver_install={settings.driver_install} ignored: in a "
+                               "container the driver is the host's, never installed here")
     packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
                       settings=settings)

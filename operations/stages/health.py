@@ -15,11 +15,11 @@ from pyinfra.api import operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
-from operations import preview, remediation, rollout, runstate, survey
+from operations import preview, remediation, rollout, runstate, supervisor, survey
 from operations.diagnosis import diagnose
 from operations.facts.python import PythonJson
-from operations.facts.service import HEALTH_CODE
-from operations.managers import SERVICE_UNIT
+from operations.facts.service import HEALTH_CODE, UnitState
+from operations.managers import MANAGERS, SERVICE_UNIT, SUPERVISOR_PREFIX, of_host
 from operations.outcome import Done, fail
 from operations.report import note
 from operations.router import leave_commands
@@ -47,18 +47,28 @@ def restarted(settings: Settings, changes: list[OperationMeta], reboot: Operatio
             or _health_status(settings) == 200):
         return  # the rollout plan read /health 200 seconds ago: no second probe
     yield from leave_commands(settings)
-    yield "systemctl daemon-reload"
-    yield f"systemctl restart {SERVICE_UNIT}"
+    yield of_host(settings.service_manager).restart
 
 
 def reads(settings: Settings) -> list[survey.Read]:
-    """What this stage reads on a run that changes nothing (operations/survey.py)."""
-    return survey.service_reads(SERVICE_UNIT)
+    """What this stage reads on a run that changes nothing (operations/survey.py): under
+    systemd, pyinfra's service reads; under supervisord, the program's state."""
+    return [*survey.service_reads(SERVICE_UNIT),
+            survey.Read(UnitState, {"unit": MANAGERS["supervisor"].runner})]
 
 
-def enabled_and_running() -> None:
-    systemd.service(name="sglang.service enabled and running", service=SERVICE_UNIT, running=True,
-                    enabled=True)
+def enabled_and_running(settings: Settings) -> None:
+    """Under systemd: the unit enabled and running. Under supervisord: the daemon answers
+    (started if a container restart left it down) and the program runs (autostart: it comes
+    back with supervisord)."""
+    manager = of_host(settings.service_manager)
+    if manager.name == "systemd":
+        systemd.service(name="sglang.service enabled and running", service=SERVICE_UNIT,
+                        running=True, enabled=True)
+        return
+    program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
+    supervisor.daemon_running(name="supervisord running", program=program)
+    supervisor.program_running(name=f"supervisor program {program} running", program=program)
 
 
 @operation(is_idempotent=True)
@@ -89,7 +99,7 @@ def apply(settings: Settings, done: Done) -> None:
     restart = restarted(name="Restart sglang.service after a change or when unhealthy",
                         settings=settings, changes=[done.venv, done.unit], reboot=done.reboot)
     done.restart = restart
-    enabled_and_running()
+    enabled_and_running(settings)
     serving(name="Healthy: /health 200 and a generate returns tokens", settings=settings,
             restart=restart, reboot=done.reboot)
     rollout.recorded(name="Record the configuration it is healthy with", settings=settings)

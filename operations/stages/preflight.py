@@ -14,8 +14,11 @@ from pyinfra.api import operation
 from operations import drivers, preview, runstate, snapshot, survey
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
 from operations.facts.host import FreeDiskGb, Pid1, PortListener
+from operations.facts.service import UnitState
+from operations.managers import MANAGERS, chosen
 from operations.outcome import Done, fail
 from operations.readiness import evaluate
+from operations.report import note
 from operations.settings import Settings
 
 
@@ -38,6 +41,7 @@ def reads(settings: Settings) -> list[survey.Read]:
     pin = runstate.current().pins.get(host.name)
     return [survey.Read(NvidiaDriver), survey.Read(NvidiaGpus), survey.Read(Pid1),
             survey.Read(PortListener, {"port": settings.port}),
+            survey.Read(UnitState, {"unit": MANAGERS["supervisor"].runner}),
             *(survey.Read(FreeDiskGb, {"path": path}) for path in _disk_paths(settings)),
             *([snapshot.status_read(snapshot.worker_spec(settings, pin))] if pin else [])]
 
@@ -56,9 +60,16 @@ def checklist(settings: Settings):
             snapshot.worker_spec(settings, pin)).get("missing_bytes", pin.size))
     driver, _, gpus = drivers.read(settings)
     preview.driver(driver)
+    pid1 = host.get_fact(Pid1)
+    manager = chosen(settings.service_manager, pid1)
+    server_pid = 0
+    if manager.name == "supervisor":  # its program may hold the port: that is the server
+        note(host.name, f"no systemd (PID 1 is {pid1}): the server runs under supervisord; "
+                        "the driver is the container host's")
+        server_pid = int(host.get_fact(UnitState, unit=manager.runner).get("MainPID") or 0)
     failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
                         port_holders=host.get_fact(PortListener, port=settings.port),
-                        pid1=host.get_fact(Pid1), model_missing=model_missing)
+                        pid1=pid1, model_missing=model_missing, server_pid=server_pid)
     if failures:
         lines = [failure.line(host.name) for failure in failures]
         preview.refused(lines)

@@ -13,9 +13,10 @@ from pyinfra.api import operation
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files
 
-from operations import survey
+from operations import supervisor, survey
 from operations.apt_cache import APT_PROXY_FILE, apt_through_cache
 from operations.facts.host import UserExists
+from operations.managers import of_host
 from operations.outcome import Done
 from operations.roles import apt_proxy
 from operations.settings import Settings
@@ -54,6 +55,8 @@ def apply(settings: Settings, done: Done) -> None:
     apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     stale_container_removed(name="Remove a stale sglang container")
+    if of_host(settings.service_manager).name == "supervisor":
+        supervisor.installed(name="supervisor installed (no systemd here)")
     system_user(name=f"System user {settings.service_user}", user=settings.service_user,
                 home=settings.install_dir)
     files.directory(name="Install directory", path=settings.install_dir, mode="755")

@@ -167,7 +167,8 @@ def test_bad_driver_settings_name_host_and_key(data, key, words):
 
 
 def test_a_bare_host_is_installed_from_the_configured_repository_in_order():
-    fake = FakeHost("lab-1", {"NvidiaDriver": state("lab-bare"), "NvidiaGpus": NO_DRIVER})
+    fake = FakeHost("lab-1", {"NvidiaDriver": state("lab-bare"), "NvidiaGpus": NO_DRIVER,
+                              "Pid1": "systemd"})
     commands = run_op(driver.packages, fake, settings=settings(driver_repo_url=LAB_REPO))
     assert commands[0].startswith("python3 -c") and \
         f"{LAB_REPO}cuda-keyring_1.1-1_all.deb" in commands[0] and "dpkg -i" in commands[0]
@@ -183,13 +184,13 @@ def test_a_bare_host_is_installed_from_the_configured_repository_in_order():
 
 
 def test_the_driver_packages_yield_nothing_once_the_driver_is_loaded():
-    fake = FakeHost("lab-1", {"NvidiaDriver": state("lab-open-570"),
+    fake = FakeHost("lab-1", {"Pid1": "systemd", "NvidiaDriver": state("lab-open-570"),
                               "NvidiaGpus": gpus_from(CAPTURES / "rtx5090-570")})
     assert run_op(driver.packages, fake, settings=settings(driver_repo_url=LAB_REPO)) == []
 
 
 def test_replacing_the_proprietary_module_removes_cuda_drivers_in_the_same_transaction():
-    fake = FakeHost("lab-3", {"NvidiaDriver": state("lab-proprietary-580"),
+    fake = FakeHost("lab-3", {"Pid1": "systemd", "NvidiaDriver": state("lab-proprietary-580"),
                               "NvidiaGpus": {**NO_DRIVER, "error": "No devices were found"}})
     commands = run_op(driver.packages, fake, settings=settings(
         stack="cu13-stable", driver_install="upgrade", driver_repo_url=LAB_REPO))

@@ -77,7 +77,8 @@ def test_nightly_stack_installs_in_steps_with_nightly_torch_last_but_one():
 
 def _service_with_dry_parse(settings, dry_parse: dict) -> str:
     """service.configured on a host whose installed SGLang answers the dry-parse so."""
-    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "Sha256File": None}
+    facts = {"VenvExists": True, "NvidiaGpus": {"gpus": [object()]}, "Sha256File": None,
+             "Pid1": "systemd"}
     answers = iter([{"version": PINNED, "options": sorted(options())}, dry_parse])
 
     def fact(cls, **kw):

@@ -34,9 +34,10 @@ GOOD_DISK = {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0}
 
 
 def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", driver=OPEN_570,
-             **data):
-    settings = validate("gpu-01", {"stack": "cu128-nightly", **data})
-    return evaluate(settings, gpus, disk, holders, pid1, drivers.plan(settings, driver, gpus))
+             server_pid=0, settings=None, **data):
+    settings = settings or validate("gpu-01", {"stack": "cu128-nightly", **data})
+    return evaluate(settings, gpus, disk, holders, pid1, drivers.plan(settings, driver, gpus),
+                    server_pid=server_pid)
 
 
 def test_rtx5090_with_32607_mib_on_driver_570_passes():
@@ -101,9 +102,21 @@ def test_port_held_by_our_own_unit_passes():
     assert failures(holders=[{"pid": 7, "comm": "python", "unit": "sglang.service"}]) == []
 
 
-def test_no_systemd_as_pid1_fails():
-    [failure] = failures(pid1="bash")
-    assert failure.check == "systemd"
+def test_no_systemd_as_pid1_passes_under_supervisord_by_default():
+    assert failures(pid1="bash") == []  # service_manager auto: the server runs under supervisord
+
+
+def test_no_systemd_as_pid1_fails_when_systemd_is_asked_for():
+    [failure] = failures(pid1="bash", service_manager="systemd")
+    assert failure.check == "service-manager"
+    assert "set service_manager=auto" in failure.todo
+
+
+def test_port_held_by_our_supervisor_program_passes_and_another_process_fails():
+    holders = [{"pid": 41, "comm": "python3", "unit": None}]
+    assert failures(pid1="bash", holders=holders, server_pid=41) == []
+    [failure] = failures(pid1="bash", holders=holders, server_pid=40)
+    assert failure.check == "port"
 
 
 def test_checklist_operation_fails_host_with_one_line_per_check():

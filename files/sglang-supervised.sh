@@ -1,0 +1,28 @@
+#!/bin/sh
+# The server's wrapper under supervisord (a host without systemd): supervisord starts it as
+# root; it reads the root-only environment file, copies the API key's config where the service
+# user alone can read it, notes the start, then becomes the service user (no new privileges) and
+# runs the server in its place, so supervisord's TERM reaches SGLang and its drain.
+#
+#   sglang-supervised USER ENV_FILE CREDENTIALS_DIR -- ARGV...
+#
+# Nothing secret is in its arguments, in supervisord's config or in its logs.
+set -eu
+user=$1 env_file=$2 credentials=$3
+shift 3
+[ "$1" = "--" ] && shift
+name=${SUPERVISOR_PROCESS_NAME:-sglang}
+umask 027
+set -a
+# shellcheck disable=SC1090  # the deploy's environment file: KEY="value" lines
+. "$env_file"
+set +a
+if [ -f /etc/sglang/api-key.json ]; then
+    install -d -m 0700 -o "$user" -g "$user" "$credentials"
+    install -m 0400 -o "$user" -g "$user" /etc/sglang/api-key.json \
+        "$credentials/sglang-config.yaml"
+fi
+echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start" >> "/var/log/sglang/$name.starts"
+home=$(getent passwd "$user" | cut -d: -f6)
+export HOME="$home" USER="$user" LOGNAME="$user"
+exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$@"

@@ -1,0 +1,63 @@
+"""supervisord on a host without systemd (a rented GPU container): the distribution's package,
+the daemon running (a container's entrypoint may start only sshd), and a program running.
+The image's own supervisord is reused where one runs: never a second one.
+
+Example::
+
+    supervisor.installed(name="supervisor installed")
+    supervisor.daemon_running(name="supervisord running")
+    supervisor.program_running(name="sglang running", program="sglang")
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import StringCommand, operation
+from pyinfra.facts.server import Which
+
+from operations.facts.service import UnitState
+from operations.managers import LOG_DIR, SUPERVISOR_PREFIX, SUPERVISORD_CONF
+
+# Recommends off: no service start hooks beyond the package's own, no extras.
+APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+
+
+@operation(is_idempotent=True)
+def installed():
+    """The distribution's ``supervisor`` package, unless the image brings supervisord; the
+    program's log directory (root-only: the server's output may name paths and models)."""
+    if not host.get_fact(Which, command="supervisord"):
+        yield StringCommand(f"{APT_INSTALL} supervisor")
+    yield StringCommand(f"install -d -m 0750 {shlex.quote(LOG_DIR)}")
+
+
+@operation(is_idempotent=True)
+def daemon_running(program: str):
+    """supervisord answers; started (with the distribution's config, which includes conf.d)
+    when it does not, as after a container restart whose entrypoint starts only sshd.
+
+    + program: a program it runs (its state tells whether supervisord answers)
+    """
+    state = host.get_fact(UnitState, unit=SUPERVISOR_PREFIX + program)
+    if state.get("SubState") != "supervisord-down":
+        return
+    yield StringCommand(f"supervisord -c {shlex.quote(SUPERVISORD_CONF)}")
+    # Its socket answers a moment after it forks: wait for it, bounded.
+    yield StringCommand("for i in $(seq 50); do supervisorctl pid >/dev/null 2>&1 && exit 0; "
+                        "sleep 0.2; done; echo 'supervisord did not answer' >&2; exit 1")
+
+
+@operation(is_idempotent=True)
+def program_running(program: str):
+    """The program is loaded and running (or starting).
+
+    + program: its name (``[program:NAME]`` in conf.d)
+    """
+    state = host.get_fact(UnitState, unit=SUPERVISOR_PREFIX + program)
+    if state.get("ActiveState") in ("active", "activating"):
+        return
+    name = shlex.quote(program)
+    yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "
+                        f">/dev/null; supervisorctl start {name}")
