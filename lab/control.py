@@ -32,7 +32,8 @@ BASE = LAB_DIR / "base"
 BASE_DONE = LAB_DIR / "base.done"
 HUB_ROOT = LAB_DIR / "hub"
 
-BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo"
+# supervisor: what a rented container image runs its services with (masked on systemd hosts)
+BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,supervisor"
 DRIVER_REPO = LAB_DIR / "nvidia-repo"
 
 
@@ -54,8 +55,12 @@ def debian_mirror() -> str:
 def build_base() -> None:
     if BASE_DONE.exists() and BASE_PACKAGES in BASE_DONE.read_text():
         return  # built, with today's package list
-    if BASE.exists():
-        shutil.rmtree(BASE)  # a build that was cut off
+    if BASE.exists():  # a build that was cut off, or one of an older package list
+        # debootstrap mounts /proc (and more) inside while it runs: a killed one leaves them.
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(f"{BASE}/")), reverse=True):
+            run("umount", "-l", mount, check=False)
+        shutil.rmtree(BASE)
     say("building the base root with debootstrap (once; about a minute)")
     run("debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm",
         str(BASE), debian_mirror())

@@ -4,8 +4,8 @@ that never comes back, and a new commit of a model on the Hub stand-in."""
 from __future__ import annotations
 
 from lab import hub
-from lab.control import HUB_ROOT, wait_port
-from lab.hosts import HOSTS, _stuck, boot_host, read_hosts, ssh
+from lab.control import HUB_ROOT
+from lab.hosts import HOSTS, _stuck, boot_host, read_hosts, ssh, wait_up
 from lab.processes import LabError, say, stop
 from lab.stacks import CAUSE_WHEELS, GATEWAY, LAB_STACKS, WHEELHOUSE_PORT
 
@@ -66,9 +66,8 @@ def reboot(name: str) -> None:
     host = poweroff(name)
     _stuck(name).unlink(missing_ok=True)
     boot_host(name, HOSTS / name / "root")
-    wait_port(host["address"], 22, 90, f"sshd on {name}")
-    ssh(host, "systemctl is-system-running --wait >/dev/null || true")
-    say(f"{name} rebooted")
+    wait_up(host)
+    say(f"{name} {'restarted (its entrypoint only)' if host.get('container') else 'rebooted'}")
 
 
 def stuck_on_reboot(name: str) -> None:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab.control import BASE, BRIDGE, DRIVER_REPO
+from lab.control import BASE, BRIDGE, DRIVER_REPO, wait_port
 from lab.driver import repo
 from lab.inventory import LAB_DIR
 from lab.processes import RUN, run, start
@@ -85,6 +85,41 @@ def prepare_host(name: str, address: str, profile: str) -> Path:
     return root
 
 
+def as_container(root: Path, address: str, container: dict) -> None:
+    """A rented GPU container's image: its entrypoint (lab/container/entrypoint.sh) is PID 1,
+    not systemd; sshd on ``ssh_port``; without ``sftp``, no SFTP subsystem; an image whose
+    entrypoint runs only sshd has no supervisor installed."""
+    shutil.copy(HERE / "container" / "entrypoint.sh", root / "lab-entrypoint")
+    settings = {"ADDRESS": address, "SSH_PORT": container["ssh_port"], "INIT": container["init"]}
+    if not container["sftp"]:
+        config = (root / "etc/ssh/sshd_config").read_text()
+        (root / "etc/ssh/sshd_config.no-sftp").write_text("".join(
+            line for line in config.splitlines(keepends=True)
+            if not line.lstrip().startswith("Subsystem")))
+        settings["SSHD_CONFIG"] = "/etc/ssh/sshd_config.no-sftp"
+    (root / "etc/lab-container.env").write_text(
+        "".join(f"{key}={value}\n" for key, value in settings.items()))
+    if container["init"] != "supervisord":
+        run("chroot", str(root), "dpkg", "--purge", "supervisor")
+
+
+def without_supervisor_service(root: Path) -> None:
+    """A systemd host: the base root's supervisor package stays, its service masked."""
+    (root / "etc/systemd/system/supervisor.service").unlink(missing_ok=True)
+    (root / "etc/systemd/system/supervisor.service").symlink_to("/dev/null")
+
+
+def is_container(root: Path) -> bool:
+    return (root / "lab-entrypoint").exists()
+
+
+def wait_up(host: dict) -> None:
+    """Until its sshd answers and, on a systemd host, its boot has finished."""
+    wait_port(host["address"], host.get("ssh_port", 22), 90, f"sshd on {host['name']}")
+    if not host.get("container"):
+        ssh(host, "systemctl is-system-running --wait >/dev/null || true")
+
+
 def install_kernel(root: Path) -> None:
     """The simulated kernel's boot step and update-initramfs (lab/driver)."""
     tools = root / "usr/lib/lab-driver"
@@ -143,9 +178,11 @@ def boot_loop(name: str, root: Path) -> int:
     while not stopping:
         with open(BOOTS, "a") as log:
             log.write(f"{time.time():.3f} {name} boot\n")
-        child = subprocess.Popen(["systemd-nspawn", "--boot", "--directory", str(root),
-                                  "--register=no", "--keep-unit", f"--network-bridge={BRIDGE}",
-                                  f"--machine={name}"])
+        # A container runs its entrypoint as PID 1; a host boots systemd.
+        init = ["/lab-entrypoint"] if is_container(root) else []
+        child = subprocess.Popen(["systemd-nspawn", *([] if init else ["--boot"]),
+                                  "--directory", str(root), "--register=no", "--keep-unit",
+                                  f"--network-bridge={BRIDGE}", f"--machine={name}", *init])
         code = child.wait()
         with open(BOOTS, "a") as log:
             log.write(f"{time.time():.3f} {name} halt {code}\n")
@@ -163,9 +200,9 @@ def ssh_argv(host: dict, command: str) -> list[str]:
     login = host.get("login") or "root"
     if login != "root":
         command = f"sudo -n sh -c {shlex.quote(command)}"
-    return ["ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no", "-o",
-            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-            f"{login}@{host['address']}", command]
+    return ["ssh", "-i", str(SSH_KEY), "-p", str(host.get("ssh_port", 22)), "-o",
+            "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+            "LogLevel=ERROR", "-o", "BatchMode=yes", f"{login}@{host['address']}", command]
 
 
 def ssh(host: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:

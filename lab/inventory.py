@@ -29,6 +29,9 @@ def _ssh(host: dict) -> dict:
         "ssh_key": str(LAB_DIR / "ssh" / "id_ed25519"),
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "no",
+        # A container: SSH on its odd port; without SFTP, files go over SCP.
+        **({"ssh_port": host["ssh_port"]} if host.get("ssh_port", 22) != 22 else {}),
+        **({"ssh_file_transfer_protocol": "scp"} if host.get("sftp") is False else {}),
     }
 
 

@@ -37,7 +37,6 @@ from lab.control import (  # noqa: E402
     build_base,
     network_up,
     services_up,
-    wait_port,
 )
 from lab.faults import CAUSES, cause, hub_advance, poweroff, reboot, stuck_on_reboot  # noqa: E402
 from lab.hosts import (  # noqa: E402
@@ -45,12 +44,15 @@ from lab.hosts import (  # noqa: E402
     HOSTS,
     SSH_KEY,
     add_login,
+    as_container,
     boot_host,
     boot_loop,
     host_address,
     prepare_host,
     read_hosts,
     ssh,
+    wait_up,
+    without_supervisor_service,
 )
 from lab.inventory import LAB_DIR, LOCK  # noqa: E402
 from lab.limits import raise_limits, restore_limits  # noqa: E402
@@ -104,19 +106,25 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False,
     network_up()
     services_up()
     hosts = [{"name": f"lab-{number}", "address": host_address(number), "profile": profile,
-              "stack": HOST_PROFILES[profile]["stack"]}
+              "stack": HOST_PROFILES[profile]["stack"],
+              **({"container": True, "ssh_port": HOST_PROFILES[profile]["container"]["ssh_port"],
+                  "sftp": HOST_PROFILES[profile]["container"]["sftp"]}
+                 if "container" in HOST_PROFILES[profile] else {})}
              for number, profile in enumerate(chosen, start=1)]
     if gateway:
         hosts.append(dict(GATEWAY_HOST))
     for host in hosts:
         root = prepare_host(host["name"], host["address"], host["profile"])
+        if host.get("container"):
+            as_container(root, host["address"], HOST_PROFILES[host["profile"]]["container"])
+        else:
+            without_supervisor_service(root)
         if login:
             add_login(root, login)
             host["login"] = login
         boot_host(host["name"], root)
     for host in hosts:
-        wait_port(host["address"], 22, 90, f"sshd on {host['name']}")
-        ssh(host, "systemctl is-system-running --wait >/dev/null || true")
+        wait_up(host)
         say(f"{host['name']} up at {host['address']} ({host['profile']}"
             f"{', login ' + login + ' with sudo' if login else ''})")
     (LAB_DIR / "hosts.json").write_text(json.dumps(hosts, indent=1) + "\n")

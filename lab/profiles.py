@@ -17,6 +17,18 @@ HOST_PROFILES: dict[str, dict] = {
     # The proprietary module on a Blackwell GPU: it loads, but finds no device.
     "proprietary": {"gpus": ["rtx5090"], "driver": ("proprietary", 580),
                     "stack": "lab-cu13-stable"},
+    # Rented GPU containers (no systemd; the driver is the machine's, preinstalled here as the
+    # machine's own): "container" says what the image's entrypoint runs (lab/container/).
+    # A Vast.ai-like image: supervisord is the entrypoint, SSH on 22.
+    "vast": {"gpus": ["rtx5090"], "driver": ("open", 580), "stack": "lab-cu13-stable",
+             "container": {"init": "supervisord", "ssh_port": 22, "sftp": True}},
+    # A RunPod-like image: the start script starts sshd only (no supervisor installed), on an
+    # odd port, without SFTP.
+    "runpod": {"gpus": ["rtx5090"], "driver": ("open", 580), "stack": "lab-cu13-stable",
+               "container": {"init": "sshd", "ssh_port": 2222, "sftp": False}},
+    # A container on a machine whose driver is too old for the CUDA 13 stack (>= 580).
+    "vast-old-driver": {"gpus": ["rtx5090"], "driver": ("open", 570), "stack": "lab-cu13-stable",
+                        "container": {"init": "supervisord", "ssh_port": 22, "sftp": True}},
     # No GPU: the router's host (lab up --gateway).
     "gateway": {"gpus": [], "driver": None, "stack": None},
 }

@@ -395,6 +395,7 @@ def restarts_grew(before: dict, after: dict) -> Finding:
     if last == first:
         return Finding("restarts", True, f"NRestarts stayed {last}")
     return Finding("restarts", False, f"NRestarts grew from {first} to {last} during the run",
-                   "the server crashes and systemd restarts it",
-                   "see `journalctl -u sglang` (diagnose.py names the symptom)")
+                   "the server crashes and its manager restarts it (systemd, or supervisord)",
+                   "see `journalctl -u sglang`, or /var/log/sglang/sglang.log under supervisord "
+                   "(diagnose.py names the symptom)")
 

@@ -196,8 +196,9 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any],
     GPU's, operations/managers.py) the driver is the host's: nothing is installed, whatever
     ``driver_install`` says, and what is wrong is refused as the host's to fix. ``never``
     changes nothing; ``missing`` installs when no nvidia module is loaded and finishes a
-    pending install with its reboot; ``upgrade`` also replaces a loaded driver below ``driver_branch`` or the proprietary
-    module on a Blackwell GPU. What it may not fix is refused (preflight lines)."""
+    pending install with its reboot; ``upgrade`` also replaces a loaded driver below
+    ``driver_branch`` or the proprietary module on a Blackwell GPU. What it may not fix is
+    refused (preflight lines)."""
     stack = settings.stack_def()
     branch = settings.driver_branch or stack.min_driver
     found = problems(settings, state, gpus)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from pyinfra.api import StringCommand
+from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
+
+from operations import preview
 
 
 def fail(lines: list[str]) -> StringCommand:
@@ -26,3 +28,13 @@ class Done:
     venv: OperationMeta | None = None  # the python_env stage's install
     unit: OperationMeta | None = None  # the service stage's unit and environment file
     restart: OperationMeta | None = None  # the health stage's restart
+
+
+@operation(is_idempotent=True)
+def refused(line: str):
+    """Fail the host with the line that says why it cannot go on.
+
+    + line: the failure's line (``Failure.line``)
+    """
+    preview.refused([line])
+    yield fail([line])

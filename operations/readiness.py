@@ -140,3 +140,14 @@ def model_failure(model: str, error: Any) -> Failure:
     """The Hub refused the host's model (an ``operations.hub.HubError``)."""
     return Failure("model", f"{model}: {error.said}",
                    "a model and revision the Hub serves to this fleet", error.advice)
+
+
+def role_failure(role: str, pid1: str) -> Failure | None:
+    """A gateway or wheelhouse runs its services under systemd: a host without it (a rented
+    container) cannot take the role (pure)."""
+    if pid1 == "systemd":
+        return None
+    return Failure("service-manager", f"PID 1 is {pid1!r} (a container)",
+                   f"systemd as PID 1: the {role} runs its services as systemd units",
+                   f"put the {role} on a host booted with systemd (a VM or a box you own); "
+                   "rented containers serve as workers only")

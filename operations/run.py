@@ -19,10 +19,10 @@ from pyinfra.api.host import Host
 from operations import hub, pipeline, roles, runstate, secrets, survey
 from operations.connection import guard_lost_hosts
 from operations.facts.host import Login
+from operations.outcome import refused
 from operations.readiness import Failure, login_failure, model_failure
 from operations.report import fleet_report
 from operations.settings import Settings, fleet_settings
-from operations.stages import preflight
 
 
 def _deploy_file_is_known_to_inspect() -> None:
@@ -123,6 +123,6 @@ def allowed() -> bool:
     if failure is None:
         return True
     # Without sudo: the refusal must not itself wait on a sudo password prompt.
-    preflight.refused(name=f"Preflight: {failure.check}", line=failure.line(host.name),
+    refused(name=f"Preflight: {failure.check}", line=failure.line(host.name),
                       _sudo=False)
     return False

@@ -98,15 +98,16 @@ def render_files(settings: Settings, command: ServerCommand, sglang_version: str
         argv = [CREDENTIALS_DIR + word[2:] if word.startswith("%d/") else word
                 for word in command.argv]
         program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
-        context = {"settings": settings, "profile": settings.profile_def(),
+        program_context = {
+                   "settings": settings, "profile": settings.profile_def(),
                    "stack": settings.stack_def(), "sglang_version": sglang_version,
                    "env_file": ENV_PATH, "program": program, "log_file": program_log(program),
                    "stop_wait_s": STOP_WAIT_S, "command": " ".join(supervisor_word(w) for w in [
                        WRAPPER, settings.service_user, ENV_PATH, CREDENTIALS_DIR, "--", *argv]),
                    "environment": {k: env_value(v) for k, v in command.environment.items()}}
         return {manager.config_path: _templates.get_template(
-                    "sglang-supervisor.conf.j2").render(context),
-                ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
+                    "sglang-supervisor.conf.j2").render(program_context),
+                ENV_PATH: _templates.get_template("sglang.env.j2").render(program_context)}
     context: dict[str, Any] = {
         "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
         "sglang_version": sglang_version, "env_file": ENV_PATH,

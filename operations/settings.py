@@ -305,7 +305,8 @@ def validate(host: str, data: dict[str, Any]) -> Settings:
         settings.environment)
     _check(host, "remediate", isinstance(settings.remediate, bool), "must be true or false",
            settings.remediate)
-    _check(host, "roll_batch", (_is_int(settings.roll_batch) and settings.roll_batch >= 1) or (
+    _check(host, "roll_batch", (isinstance(settings.roll_batch, int) and _is_int(
+        settings.roll_batch) and settings.roll_batch >= 1) or (
         isinstance(settings.roll_batch, str)
         and bool(re.fullmatch(r"([1-9][0-9]?|100)%", settings.roll_batch))),
         "must be a host count (1 or more) or a percentage like 25%", settings.roll_batch)

@@ -15,6 +15,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
+from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Which
 
 from operations.facts.service import UnitState
@@ -30,7 +31,8 @@ def installed():
     program's log directory (root-only: the server's output may name paths and models)."""
     if not host.get_fact(Which, command="supervisord"):
         yield StringCommand(f"{APT_INSTALL} supervisor")
-    yield StringCommand(f"install -d -m 0750 {shlex.quote(LOG_DIR)}")
+    if not host.get_fact(Directory, path=LOG_DIR):
+        yield StringCommand(f"install -d -m 0750 {shlex.quote(LOG_DIR)}")
 
 
 @operation(is_idempotent=True)

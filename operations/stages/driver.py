@@ -170,14 +170,13 @@ def reads(settings: Settings) -> list[survey.Read]:
 
 def apply(settings: Settings, done: Done) -> None:
     """The stage's operations; records the reboot, which the health stage waits after. In a
-    container (no systemd) the driver is the host's: read, never installed."""
-    if in_container(host.get_fact(Pid1)) and settings.driver_install != "never":
-        report.note(host.name, f"driver_install={settings.driver_install} ignored: in a "
-                               "container the driver is the host's, never installed here")
+    container (no systemd) the driver is the host's: read, never installed (preflight says
+    so), and its persistence daemon the host's too."""
     packages(name="NVIDIA open driver installed (staged for the next boot)", settings=settings)
     reboot = rebooted(name="Reboot into the installed driver, only when it is not loaded",
                       settings=settings)
     loaded(name="After a reboot: the open driver loaded, the GPUs seen", settings=settings,
            reboot=reboot)
-    persistence(name="nvidia-persistenced enabled and running")
+    if not in_container(host.get_fact(Pid1)):
+        persistence(name="nvidia-persistenced enabled and running")
     done.reboot = reboot

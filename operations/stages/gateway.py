@@ -22,9 +22,10 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.facts.host import UserExists
+from operations.facts.host import Pid1, UserExists
 from operations.facts.venv import Distributions
-from operations.outcome import Done
+from operations.outcome import Done, refused
+from operations.readiness import role_failure
 from operations.roles import settings_of, workers
 from operations.router import worker_url
 from operations.settings import Settings
@@ -58,7 +59,7 @@ def router_installed(settings: Settings):
 
 def reads(settings: Settings) -> list[survey.Read]:
     """What ``install`` reads on a run that changes nothing (operations/survey.py)."""
-    return [*survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
+    return [survey.Read(Pid1), *survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
             survey.Read(Distributions, {"python": f"{router_venv(settings)}/bin/python"}),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
@@ -66,6 +67,10 @@ def reads(settings: Settings) -> list[survey.Read]:
 @deploy("Gateway")
 def apply(settings: Settings, done: Done) -> None:
     """The router's venv and unit; restarted when either changed."""
+    failure = role_failure("gateway", host.get_fact(Pid1))
+    if failure is not None:
+        refused(name=f"Preflight: {failure.check}", line=failure.line(host.name))
+        return
     apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     system_user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, home=settings.router_dir)

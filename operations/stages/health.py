@@ -58,16 +58,15 @@ def reads(settings: Settings) -> list[survey.Read]:
 
 
 def enabled_and_running(settings: Settings) -> None:
-    """Under systemd: the unit enabled and running. Under supervisord: the daemon answers
-    (started if a container restart left it down) and the program runs (autostart: it comes
-    back with supervisord)."""
+    """Under systemd: the unit enabled and running. Under supervisord (started by the system
+    packages stage if a container restart left it down): the program runs (autostart: it
+    comes back with supervisord)."""
     manager = of_host(settings.service_manager)
     if manager.name == "systemd":
         systemd.service(name="sglang.service enabled and running", service=SERVICE_UNIT,
                         running=True, enabled=True)
         return
     program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
-    supervisor.daemon_running(name="supervisord running", program=program)
     supervisor.program_running(name=f"supervisor program {program} running", program=program)
 
 

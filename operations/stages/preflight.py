@@ -22,16 +22,6 @@ from operations.report import note
 from operations.settings import Settings
 
 
-@operation(is_idempotent=True)
-def refused(line: str):
-    """Fail the host with the line that says why it cannot go on.
-
-    + line: the failure's line (``Failure.line``)
-    """
-    preview.refused([line])
-    yield fail([line])
-
-
 def _disk_paths(settings: Settings) -> list[str]:
     return sorted({settings.install_dir, settings.model_cache_dir})
 
@@ -65,7 +55,9 @@ def checklist(settings: Settings):
     server_pid = 0
     if manager.name == "supervisor":  # its program may hold the port: that is the server
         note(host.name, f"no systemd (PID 1 is {pid1}): the server runs under supervisord; "
-                        "the driver is the container host's")
+                        "the driver is the container host's, never installed here"
+                        + (f" (driver_install={settings.driver_install} does not apply)"
+                           if settings.driver_install != "never" else ""))
         server_pid = int(host.get_fact(UnitState, unit=manager.runner).get("MainPID") or 0)
     failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
                         port_holders=host.get_fact(PortListener, port=settings.port),

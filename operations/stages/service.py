@@ -17,6 +17,7 @@ from pyinfra.facts.files import FileContents, Sha256File
 from operations import remediation, secrets, survey
 from operations.facts.gpu import NvidiaGpus
 from operations.facts.venv import VenvExists
+from operations.managers import MANAGERS, WRAPPER
 from operations.outcome import Done
 from operations.report import note
 from operations.server_files import API_KEY_PATH, ENV_PATH, UNIT_PATH, written
@@ -32,9 +33,11 @@ def reads(settings: Settings) -> list[survey.Read]:
             survey.Read(FileContents, {"path": remediation.state_path(settings)}),
             survey.Read(FileContents, {"path": options_path(settings)}), survey.Read(NvidiaGpus),
             survey.Read(FileContents, {"path": model_config_path(settings)}),
-            survey.Read(Sha256File, {"path": UNIT_PATH}), *secrets.private_reads(ENV_PATH),
+            *secrets.private_reads(ENV_PATH),
             *(secrets.private_reads(API_KEY_PATH) if api_key else []),
-            *survey.put_reads(UNIT_PATH)]
+            *(read for path in (*(m.config_path for m in MANAGERS.values()), WRAPPER)
+              for read in (survey.Read(Sha256File, {"path": path}), *survey.put_reads(path)))]
+    # (either manager's definition: which one the host gets is read with these, from PID 1)
 
 
 @operation(is_idempotent=True)

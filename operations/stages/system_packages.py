@@ -16,7 +16,7 @@ from pyinfra.operations import apt, files
 from operations import supervisor, survey
 from operations.apt_cache import APT_PROXY_FILE, apt_through_cache
 from operations.facts.host import UserExists
-from operations.managers import of_host
+from operations.managers import LOG_DIR, SUPERVISOR_PREFIX, of_host
 from operations.outcome import Done
 from operations.roles import apt_proxy
 from operations.settings import Settings
@@ -47,7 +47,9 @@ def reads(settings: Settings) -> list[survey.Read]:
     proxy_file = survey.put_reads(APT_PROXY_FILE) if apt_proxy() else []
     return [*proxy_file, *survey.apt_reads(), survey.Read(Which, {"command": "docker"}),
             survey.Read(UserExists, {"user": settings.service_user}),
-            *survey.directory_reads(settings.install_dir, settings.model_cache_dir)]
+            *survey.directory_reads(settings.install_dir, settings.model_cache_dir),
+            # a container's supervisor (read on every host: which manager is read with these)
+            survey.Read(Which, {"command": "supervisord"}), *survey.directory_reads(LOG_DIR)]
 
 
 def apply(settings: Settings, done: Done) -> None:
@@ -55,8 +57,11 @@ def apply(settings: Settings, done: Done) -> None:
     apt.packages(name="Install libnuma and Python venv tooling", packages=PACKAGES,
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     stale_container_removed(name="Remove a stale sglang container")
-    if of_host(settings.service_manager).name == "supervisor":
+    manager = of_host(settings.service_manager)
+    if manager.name == "supervisor":
         supervisor.installed(name="supervisor installed (no systemd here)")
+        supervisor.daemon_running(name="supervisord running",
+                                  program=manager.runner.removeprefix(SUPERVISOR_PREFIX))
     system_user(name=f"System user {settings.service_user}", user=settings.service_user,
                 home=settings.install_dir)
     files.directory(name="Install directory", path=settings.install_dir, mode="755")

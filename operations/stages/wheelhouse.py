@@ -27,7 +27,9 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
-from operations.outcome import Done
+from operations.facts.host import Pid1
+from operations.outcome import Done, refused
+from operations.readiness import role_failure
 from operations.roles import settings_of, workers
 from operations.settings import Settings
 from operations.snapshot import (
@@ -92,7 +94,7 @@ def stack_fetched(settings: Settings, worker: Settings):
 def reads(settings: Settings) -> list[survey.Read]:
     """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
     stacks = {s.stack for s in map(settings_of, workers())}
-    return [*survey.apt_reads(), *survey.put_reads(APT_CACHE_CONF),
+    return [survey.Read(Pid1), *survey.apt_reads(), *survey.put_reads(APT_CACHE_CONF),
             *survey.service_reads("apt-cacher-ng.service"),
             *(survey.Read(FileContents, {"path": f"{stacks_dir(settings)}/{stack}/stack.sha256"})
               for stack in sorted(stacks)),
@@ -104,6 +106,10 @@ def reads(settings: Settings) -> list[survey.Read]:
 def apply(settings: Settings, done: Done) -> None:
     """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, each pinned
     model fetched and verified, and the files served over HTTP."""
+    failure = role_failure("wheelhouse", host.get_fact(Pid1))
+    if failure is not None:
+        refused(name=f"Preflight: {failure.check}", line=failure.line(host.name))
+        return
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
                  packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,
                  cache_time=24 * 3600, extra_install_args="--no-install-recommends")

@@ -7,7 +7,7 @@ import pytest
 
 from operations import checks
 from operations.facts.service import UnitState
-from operations.managers import SERVICE_UNIT
+from operations.managers import chosen
 from tests.verify.conftest import run_fact
 
 
@@ -90,7 +90,8 @@ def test_gpu_memory_use(target, evidence):
 def test_restarts(target, evidence):
     """Read last: a restart loop shows as NRestarts growing since the evidence was gathered."""
     gathered = _gathered(target, evidence, "worker")
-    now = run_fact(target.host, UnitState, {"unit": SERVICE_UNIT})
+    runner = chosen(target.settings.service_manager, gathered["pid1"]).runner
+    now = run_fact(target.host, UnitState, {"unit": runner})
     finding = checks.restarts_grew(gathered["unit"], now)
     if not finding.ok:
         pytest.fail(finding.message(target.name), pytrace=False)
