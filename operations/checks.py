@@ -247,8 +247,9 @@ def _check_program(program: dict, ev: dict) -> Finding:
                        "restart whose entrypoint starts only sshd?)",
                        f"run the deploy (it starts supervisord), and make the container's "
                        f"start command {START_COMMAND}")
-    if (program.get("UnitFileState"), state) == ("enabled", "RUNNING"):
-        return Finding("unit", True, f"program {PROGRAM} RUNNING under supervisord ({said})")
+    if program.get("UnitFileState") == "enabled" and state in ("RUNNING", "STARTING"):
+        # STARTING: started less than startsecs ago (health says whether it serves)
+        return Finding("unit", True, f"program {PROGRAM} {state} under supervisord ({said})")
     symptom, line = _journal_symptom(ev)
     looping = {"BACKOFF": "restarting in a loop (BACKOFF: it exits within startsecs)",
                "FATAL": "given up (FATAL: it exited too quickly, startretries times)"}

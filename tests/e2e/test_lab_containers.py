@@ -71,8 +71,9 @@ def test_a_mixed_fleet_converges_in_one_run_and_the_old_driver_container_is_refu
 
 
 def test_the_container_hosts_run_the_server_under_supervisord_as_the_service_user(first):
-    for name in (VAST, RUNPOD):
-        words = program(name)
+    for name in (VAST, RUNPOD):  # RUNNING once it has run startsecs (10 s)
+        words = wait_for(lambda name=name: (found := program(name))[1] == "RUNNING" and found,
+                         timeout=30) or program(name)
         assert words[1] == "RUNNING", words
         pid = words[3].rstrip(",")
         owner = ssh(name, f"stat -c %U /proc/{pid}").stdout.strip()
