@@ -25,12 +25,12 @@ from typing import Any, NamedTuple
 from operations.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from operations.stacks import CUDA_MIN_DRIVER, DEFAULT_STACK, STACKS, Stack
 
-# A model is a Hugging Face repo id or an absolute path; a flag is a single argv word. The
-# ``\n?``: one trailing newline passes, as it always has (these were ``re.match`` with ``$``).
-_MODEL_RE = re.compile(r"(/[A-Za-z0-9._/-]+|[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?)\n?")
-_FLAG_WORD_RE = re.compile(r"[A-Za-z0-9._:/=,+@-]+\n?")
-_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}\n?")
-_URL_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+\n?")
+# A model is a Hugging Face repo id or an absolute path; a flag is a single argv word.
+# Whole values only: a trailing newline would reach a unit file or a command line.
+_MODEL_RE = re.compile(r"(/[A-Za-z0-9._/-]+|[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?)")
+_FLAG_WORD_RE = re.compile(r"[A-Za-z0-9._:/=,+@-]+")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_URL_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/?#@!&'()*+,;=%-]+")
 _FLAG_CHARS = "letters, digits and . _ : / = , + @ -"
 
 

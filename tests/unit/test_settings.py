@@ -40,6 +40,12 @@ BAD = [
     ("pip_find_links", "http://wheels/"),
     ("bind_address", "0.0.0.0; id"),
     ("pip_cert", "certs/ca.pem"),
+    # A trailing newline would end up in the unit file or on a command line.
+    ("service_user", "sglang\n"),
+    ("model", "Qwen/Qwen3-8B\n"),
+    ("extra_flags", ["--enable-metrics\n"]),
+    ("pip_index_url", "https://pypi.org/simple\n"),
+    ("service_manager", "supervisord"),
 ]
 
 
