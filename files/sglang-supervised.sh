@@ -23,6 +23,7 @@ if [ -f /etc/sglang/api-key.json ]; then
         "$credentials/sglang-config.yaml"
 fi
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start" >> "/var/log/sglang/$name.starts"
-home=$(getent passwd "$user" | cut -d: -f6)
-export HOME="$home" USER="$user" LOGNAME="$user"
+# HOME: the one directory the service user may write (the unit's ReadWritePaths), where the
+# JIT compilers (Triton, FlashInfer) keep their caches.
+export HOME="${HF_HOME:-$(getent passwd "$user" | cut -d: -f6)}" USER="$user" LOGNAME="$user"
 exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$@"

@@ -19,7 +19,8 @@ from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Which
 
 from operations.facts.service import UnitState
-from operations.managers import LOG_DIR, SUPERVISOR_PREFIX, SUPERVISORD_CONF
+from operations.managers import LOG_DIR, START_COMMAND, SUPERVISOR_PREFIX, SUPERVISORD_CONF
+from operations.report import note
 
 # Recommends off: no service start hooks beyond the package's own, no extras.
 APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
@@ -45,7 +46,11 @@ def daemon_running(program: str):
     state = host.get_fact(UnitState, unit=SUPERVISOR_PREFIX + program)
     if state.get("SubState") != "supervisord-down":
         return
-    yield StringCommand(f"supervisord -c {shlex.quote(SUPERVISORD_CONF)}")
+    note(host.name, "supervisord was not running: started; for the server to come back after a "
+                    f"container restart, make the container's start command {START_COMMAND}")
+    # (a package install may have started it meanwhile: one supervisord, never a second)
+    yield StringCommand(f"supervisorctl pid >/dev/null 2>&1 || "
+                        f"supervisord -c {shlex.quote(SUPERVISORD_CONF)}")
     # Its socket answers a moment after it forks: wait for it, bounded.
     yield StringCommand("for i in $(seq 50); do supervisorctl pid >/dev/null 2>&1 && exit 0; "
                         "sleep 0.2; done; echo 'supervisord did not answer' >&2; exit 1")

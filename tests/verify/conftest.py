@@ -102,7 +102,10 @@ def _inventory_targets(config) -> list[Target]:
                                     "ssh_config": _ssh_config(host_data),
                                     "sudo": host_data.get("_sudo") or config.getoption("sudo")
                                     }.items() if v}
-        host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
+        if name.startswith("@local"):  # pyinfra's local connector: this machine
+            host = testinfra.get_host("local://")
+        else:
+            host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
         targets.append(Target(name, host, settings[name], roles_of(hosts[name]),
                               pins.get(name), worker_urls, stacks))
     return targets
