@@ -16,10 +16,12 @@ from tests.e2e.conftest import (
     curl,
     deploy_with_gateway,
     diagnose,
+    failures_by_test,
     healthy_hosts,
     lab,
     lab_hosts,
     ssh,
+    verify_fleet,
     wait_for,
 )
 
@@ -96,6 +98,16 @@ def test_a_second_run_changes_nothing(first, tmp_path):
     out = again.stdout + again.stderr
     assert changed_hosts(out) == set(), out
     assert healthy_hosts(out) >= set(SERVING)
+
+
+def test_verification_checks_the_supervised_server_like_the_unit(first, tmp_path):
+    result, junit = verify_fleet(tmp_path)
+    failures = failures_by_test(junit)
+    for name in (VAST, RUNPOD):
+        for check in ("unit", "user", "argv", "port", "health", "inference", "restarts"):
+            assert f"test_{check}[{name}]" not in failures, failures[f"test_{check}[{name}]"]
+    assert f"test_driver[{OLD_DRIVER}]" in failures  # the one host that was refused
+    assert result.returncode == 1
 
 
 def test_a_killed_server_comes_back_through_supervisor(first):
