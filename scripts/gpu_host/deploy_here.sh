@@ -1,6 +1,6 @@
 #!/bin/sh
 # On the GPU host, from the repository root: the toolkit's own deploy of the host itself
-# (scripts/gpu_host/fleet.py), in parts (a run there is bounded to 10 minutes):
+# (scripts/gpu_host/gpu_fleet.py), in parts (a run there is bounded to 10 minutes):
 #   sh scripts/gpu_host/deploy_here.sh receive DIR   # a carried folder of wheels -> /tmp/wheels
 #   sh scripts/gpu_host/deploy_here.sh prepare OUT   # the image: its venv's stack, supervisord
 #   sh scripts/gpu_host/deploy_here.sh deploy OUT    # pyinfra inventory.py deploy.py
@@ -8,7 +8,7 @@
 set -u
 part=$1 where=$2
 py=/opt/torch/.venv/bin/python
-export PYTHONUNBUFFERED=1 SGLANG_FLEET=scripts/gpu_host/fleet.py
+export PYTHONUNBUFFERED=1 SGLANG_FLEET="$PWD/scripts/gpu_host/gpu_fleet.py"
 run() { echo "== $*"; "$@"; echo "== exit $?"; }
 case $part in
 receive)
