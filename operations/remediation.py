@@ -34,7 +34,7 @@ from operations.report import note
 from operations.server_files import written
 from operations.settings import Settings
 from operations.snapshot import restage_command
-from operations.venv import pip_commands, wanted_record
+from operations.venv import pip, pip_commands, wanted_record
 
 MAX_STEPS = 3
 
@@ -101,7 +101,7 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
     if remedy == "reinstall-stack":
         names = list(settings.stack_def().packages)
         return Step(remedy, "reinstall the stack's exact pins (the kernel that matches torch)",
-                    [shlex.join([f"{settings.venv_dir}/bin/pip", "uninstall", "-y", *names]),
+                    [shlex.join([*pip(settings.venv_dir), "uninstall", "-y", *names]),
                      *pip_commands(settings, wanted_record(settings))])
     if remedy == "arch-list-ptx":
         return Step(remedy, 'set TORCH_CUDA_ARCH_LIST="12.0+PTX"',

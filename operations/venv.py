@@ -21,6 +21,12 @@ from operations.facts.venv import SGLANG_OPTIONS_CODE
 from operations.settings import Settings
 
 
+def pip(venv_dir: str) -> list[str]:
+    """The venv's pip, run as a module: a venv made by another tool (uv) may have pip's module
+    and no ``bin/pip`` script (seen on the team's GPU host)."""
+    return [f"{venv_dir}/bin/python", "-m", "pip"]
+
+
 def record_path(settings: Settings) -> str:
     return f"{settings.install_dir}/stack.json"
 
@@ -80,7 +86,7 @@ def pip_sources(settings: Settings, index_url: str, extra_index_urls: Sequence[s
 def pip_install(settings: Settings, venv_dir: str, index_url: str,
                 extra_index_urls: Sequence[str] = (), find_links: Sequence[str] = ()) -> list[str]:
     """``pip install`` in a venv from these sources."""
-    return [f"{venv_dir}/bin/pip", "install",
+    return [*pip(venv_dir), "install",
             *pip_sources(settings, index_url, extra_index_urls, find_links)]
 
 
@@ -90,7 +96,7 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
         # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
         # wheelhouse is on the fleet's own network, over plain HTTP.
         url = record["wheelhouse"]
-        return [shlex.join([f"{settings.venv_dir}/bin/pip", "install",
+        return [shlex.join([*pip(settings.venv_dir), "install",
                             "--disable-pip-version-check", "--no-index",
                             "--find-links", f"{url}/files/",
                             "--trusted-host", urlsplit(url).hostname, "--no-deps",

@@ -24,7 +24,14 @@ from operations.facts.python import PythonJson
 from operations.facts.venv import TORCH_KERNEL_CODE, Distributions, VenvExists
 from operations.outcome import Done, fail
 from operations.settings import Settings
-from operations.venv import options_path, pip_commands, record_path, wanted_record, write_options
+from operations.venv import (
+    options_path,
+    pip,
+    pip_commands,
+    record_path,
+    wanted_record,
+    write_options,
+)
 
 
 def reads(settings: Settings) -> list[survey.Read]:
@@ -58,7 +65,7 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
         inexact = [name for name, pin in wanted["packages"].items()
                    if installed.get(normal_name(name)) not in (None, pin)]
         if inexact:
-            yield StringCommand(shlex.join([f"{settings.venv_dir}/bin/pip", "uninstall", "-y",
+            yield StringCommand(shlex.join([*pip(settings.venv_dir), "uninstall", "-y",
                                             *inexact]))
     yield from (StringCommand(command) for command in pip_commands(settings, wanted))
     # Recorded last: an interrupted install leaves no record and the next run installs again.

@@ -130,5 +130,5 @@ def test_libnuma_and_abi_remedies_fix_the_host_not_the_flags():
     libnuma = plan("libnuma-missing", settings, [])
     assert "libnuma1 libnuma-dev" in libnuma.commands[0] and not libnuma.overrides
     abi = plan("abi-mismatch", settings, [])
-    assert abi.commands[0].startswith("/opt/sglang/venv/bin/pip uninstall -y torch")
+    assert abi.commands[0].startswith("/opt/sglang/venv/bin/python -m pip uninstall -y torch")
     assert "sglang-kernel==0.4.10" in abi.commands[1]

@@ -35,7 +35,7 @@ def test_stack_installs_into_a_new_venv_then_records():
                               "Distributions": {"error": "no python"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "python3 -m venv /opt/sglang/venv"
-    assert commands[1].startswith("/opt/sglang/venv/bin/pip install")
+    assert commands[1].startswith("/opt/sglang/venv/bin/python -m pip install")
     assert "--trusted-host 10.213.0.1" in commands[1]
     assert "torch==2.14.1" in commands[1] and "sglang==0.5.23" in commands[1]
     assert "stack.json" in commands[-2]
@@ -55,7 +55,7 @@ def test_stack_reinstalls_when_kernel_build_differs():
     fake = FakeHost("lab-1", {"FileContents": record,
                               "Distributions": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
-    assert commands[0] == "/opt/sglang/venv/bin/pip uninstall -y sglang-kernel"
+    assert commands[0] == "/opt/sglang/venv/bin/python -m pip uninstall -y sglang-kernel"
     assert "sglang-kernel==0.4.10" in commands[1]
 
 
