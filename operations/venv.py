@@ -101,7 +101,7 @@ def pip_commands(settings: Settings, record: dict) -> list[str]:
                             "--find-links", f"{url}/files/",
                             "--trusted-host", urlsplit(url).hostname, "--no-deps",
                             "--require-hashes", "-r", f"{url}/requirements.lock"])]
-    pip = pip_install(settings, settings.venv_dir, record["index_url"],
-                      record["extra_index_urls"], record["find_links"])
-    return [shlex.join(pip + options + requirements)
+    install = pip_install(settings, settings.venv_dir, record["index_url"],
+                          record["extra_index_urls"], record["find_links"])
+    return [shlex.join(install + options + requirements)
             for requirements, options in settings.stack_def().steps()]
