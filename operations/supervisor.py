@@ -66,5 +66,7 @@ def program_running(program: str):
     if state.get("ActiveState") in ("active", "activating"):
         return
     name = shlex.quote(program)
+    # (read before this run's restart: it may have started it meanwhile)
     yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "
-                        f">/dev/null; supervisorctl start {name}")
+                        f">/dev/null; supervisorctl start {name} || supervisorctl status {name} "
+                        "| grep -qE ' (RUNNING|STARTING) '")
