@@ -10,20 +10,22 @@
 set -eu
 user=$1 env_file=$2 credentials=$3
 shift 3
+group=$(id -gn "$user")
 [ "$1" = "--" ] && shift
-name=${SUPERVISOR_PROCESS_NAME:-sglang}
+name=${SUPERVISOR_PROCESS_NAME:-sglang}  # supervisord sets it to the program's name
+log_dir=${SGLANG_LOG_DIR:-/var/log/sglang}
 umask 027
 set -a
 # shellcheck disable=SC1090  # the deploy's environment file: KEY="value" lines
 . "$env_file"
 set +a
 if [ -f /etc/sglang/api-key.json ]; then
-    install -d -m 0700 -o "$user" -g "$user" "$credentials"
-    install -m 0400 -o "$user" -g "$user" /etc/sglang/api-key.json \
+    install -d -m 0700 -o "$user" -g "$group" "$credentials"
+    install -m 0400 -o "$user" -g "$group" /etc/sglang/api-key.json \
         "$credentials/sglang-config.yaml"
 fi
-echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start" >> "/var/log/sglang/$name.starts"
+echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start" >> "$log_dir/$name.starts"
 # HOME: the one directory the service user may write (the unit's ReadWritePaths), where the
 # JIT compilers (Triton, FlashInfer) keep their caches.
 export HOME="${HF_HOME:-$(getent passwd "$user" | cut -d: -f6)}" USER="$user" LOGNAME="$user"
-exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$@"
+exec setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs -- "$@"

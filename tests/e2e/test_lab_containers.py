@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.conftest import (
     changed_hosts,
     curl,
+    deploy,
     deploy_with_gateway,
     diagnose,
     failures_by_test,
@@ -140,6 +141,36 @@ def test_a_profile_change_rolls_through_systemd_and_container_hosts_alike(first,
         assert f"{name} (healthy)" in out
     assert codes and set(codes) == {200}, f"{len(codes)} routed requests: {sorted(set(codes))}"
     assert "--max-total-tokens 2048" in ssh(VAST, "cat /etc/supervisor/conf.d/sglang.conf").stdout
+
+
+def test_secrets_reach_the_supervised_server_and_never_leak(first, tmp_path, monkeypatch):
+    token, key = "hf_TESTtoken0123456789", "sk-TESTkey-0123456789"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("SGLANG_API_KEY", key)
+    fleet = tmp_path / "fleet.py"
+    fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
+                     "gpu_servers = [(n, {**d, 'max_total_tokens': 2048}) for n, d in "
+                     "lab_hosts()]\nsglang_gateways = sglang_wheelhouse = lab_gateways()\n")
+    result = deploy(fleet=fleet, extra=("-vvv", "--diff"))
+    out = result.stdout + result.stderr
+    assert healthy_hosts(out) >= set(SERVING), out[-3000:]
+    for secret in (token, key):
+        assert secret not in out, "pyinfra printed a secret"
+        half = len(secret) // 2  # the pattern goes through a file: no argv of the search has it
+        leaks = ssh(RUNPOD, f"a={secret[:half]}; b={secret[half:]}; printf '%s\\n' \"$a$b\" "
+                            "> /run/pattern; grep -l -r -F -f /run/pattern /etc/supervisor "
+                            "/var/log/supervisor /var/log/sglang /proc/[0-9]*/cmdline "
+                            "2>/dev/null; rm -f /run/pattern").stdout.split()
+        assert leaks == [], f"found in {leaks}"
+    assert ssh(RUNPOD, "stat -c '%U %a' /etc/sglang/sglang.env /etc/sglang/api-key.json"
+                       ).stdout.split() == ["root", "600"] * 2
+    body = '{"text": "Hi", "sampling_params": {"max_new_tokens": 2}}'
+    assert curl(RUNPOD, "/generate", body)[0] == 401  # the key reached the server
+    authorised = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-K",
+                                 "-", "-d", body, f"{url(RUNPOD)}/generate"],
+                                input=f'header = "Authorization: Bearer {key}"\n',
+                                capture_output=True, text=True).stdout
+    assert authorised == "200"
 
 
 def test_after_a_container_restart_diagnose_names_the_supervisor_and_a_deploy_serves_again(

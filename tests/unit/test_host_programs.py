@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -32,6 +34,8 @@ from operations.facts.venv import (
     TORCH_KERNEL_CODE,
     refusal_line,
 )
+from operations.server_files import env_value
+from tests.conftest import ROOT
 
 
 def run(code: str, *args: str, python: str = "python3", env: tuple[str, ...] = ()) -> dict:
@@ -288,3 +292,35 @@ def test_sglang_dry_parse_refuses_what_sglangs_validation_refuses(site, awq_mode
                      path=[site["venv"]], env=OFFLINE)
     assert found["status"] == 1
     assert refusal_line(found["error"]) == said
+
+
+SUPERVISED = ROOT / "files" / "sglang-supervised.sh"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becomes another user: needs root (CI runs as root)")
+def test_the_supervised_wrapper_reads_the_env_file_notes_the_start_and_drops_to_the_user(
+        tmp_path):
+    """What supervisord runs on a host without systemd: the root-only environment file's values
+    reach the server verbatim (quotes, $ and backslashes as the renderer escapes them), the
+    start is counted, and the server runs as the service user, not as root."""
+    env_file = tmp_path / "sglang.env"
+    value = 'a "quoted" $HOME \\ value'
+    env_file.write_text(f"# Environment\nHF_HOME={env_value(str(tmp_path))}\n"
+                        f"ODD={env_value(value)}\n")
+    env_file.chmod(0o600)
+    tmp_path.chmod(0o755)
+    probe = ("import json, os; print(json.dumps({'uid': os.getuid(), 'odd': os.environ['ODD'], "
+             "'home': os.environ['HOME'], 'no_new_privs': open('/proc/self/status').read()"
+             ".split('NoNewPrivs:')[1].split()[0]}))")
+    result = subprocess.run(
+        ["sh", str(SUPERVISED), "nobody", str(env_file), str(tmp_path / "credentials"), "--",
+         sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SUPERVISOR_PROCESS_NAME": "probe", "SGLANG_LOG_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["uid"] == pwd.getpwnam("nobody").pw_uid
+    assert found["odd"] == value
+    assert found["home"] == str(tmp_path)  # the service user's writable directory
+    assert found["no_new_privs"] == "1"
+    assert (tmp_path / "probe.starts").read_text().count(" start\n") == 1
+    assert value not in " ".join(result.args)  # nothing of the environment in the argv

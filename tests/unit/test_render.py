@@ -4,12 +4,20 @@ accepts, the unit files match their goldens, and the chart's literal line is ref
 from __future__ import annotations
 
 import os
+import shlex
 
 import pytest
 
+from operations.managers import MANAGERS, WRAPPER
 from operations.profiles import PROFILES
 from operations.render import RenderError, express, server_command
-from operations.server_files import ENV_PATH, UNIT_PATH, render_files, systemd_word
+from operations.server_files import (
+    CREDENTIALS_DIR,
+    ENV_PATH,
+    UNIT_PATH,
+    render_files,
+    systemd_word,
+)
 from operations.settings import validate
 from operations.stacks import STACKS
 from tests.conftest import ROOT
@@ -143,3 +151,33 @@ def test_more_tensor_parallel_ranks_than_gpus_is_refused_before_the_unit():
         server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG)
     argv = server_command(settings, 2, options(), PINNED, CHART_MODEL_CONFIG).argv
     assert argv[argv.index("--tp-size") + 1] == "2"
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_supervisor_program_matches_golden_and_runs_the_units_argv(profile):
+    """Without systemd (a rented container): the same argv, after the wrapper that reads the
+    root-only environment file and becomes the service user; the environment stays out of
+    supervisord's config."""
+    settings, command = command_for(profile, "cu13-stable")
+    program = render_files(settings, command, PINNED, MANAGERS["supervisor"])
+    unit = render_files(settings, command, PINNED)
+    conf = program[MANAGERS["supervisor"].config_path]
+    golden = GOLDEN / f"{profile}.supervisor.conf"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(conf)
+    assert conf == golden.read_text(), f"{golden} differs (UPDATE_GOLDEN=1)"
+    line = next(w for w in conf.splitlines() if w.startswith("command="))
+    words = shlex.split(line.removeprefix("command="))
+    assert words[:5] == [WRAPPER, "sglang", ENV_PATH, CREDENTIALS_DIR, "--"]
+    assert words[5:] == command.argv
+    assert program[ENV_PATH] == unit[ENV_PATH]
+    for key in command.environment:
+        assert key not in conf
+
+
+def test_supervisor_program_reads_the_api_key_from_the_wrappers_credentials():
+    settings = validate("gpu-01", {"stack": "cu13-stable"})
+    command = server_command(settings, 1, options(), PINNED, CHART_MODEL_CONFIG, api_key=True)
+    conf = render_files(settings, command, PINNED, MANAGERS["supervisor"])[
+        MANAGERS["supervisor"].config_path]
+    assert f"--config {CREDENTIALS_DIR}/sglang-config.yaml" in conf and "%d" not in conf
