@@ -173,6 +173,21 @@ def test_secrets_reach_the_supervised_server_and_never_leak(first, tmp_path, mon
     assert authorised == "200"
 
 
+def test_a_host_without_sftp_left_on_sftp_fails_alone_naming_the_setting(first, tmp_path):
+    fleet = tmp_path / "fleet.py"  # a changed unit everywhere: every host uploads a file
+    fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
+                     "gpu_servers = [(n, {**d, 'max_total_tokens': 1024, **("
+                     f"{{'ssh_file_transfer_protocol': 'sftp'}} if n == {RUNPOD!r} else {{}})}})"
+                     " for n, d in lab_hosts()]\n"
+                     "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
+    result = deploy(fleet=fleet)
+    out = result.stdout + result.stderr
+    assert (f"{RUNPOD}: no SFTP on this host's SSH server (a rented container's?): set "
+            "ssh_file_transfer_protocol to 'scp' for it in the inventory") in out, out[-3000:]
+    assert healthy_hosts(out) >= {SYSTEMD, VAST}, out[-3000:]
+    assert f"2 of 5 hosts failed: {RUNPOD}, {OLD_DRIVER}" in out
+
+
 def test_after_a_container_restart_diagnose_names_the_supervisor_and_a_deploy_serves_again(
         first, tmp_path):
     lab("reboot", VAST)  # its entrypoint is supervisord: the program comes back by itself
