@@ -42,9 +42,12 @@ def _state(evidence: dict[str, Any]) -> str:
     unit = evidence.get("unit") or {}
     if "error" in unit:
         return f"no systemd ({unit['error']})"
-    text = f"sglang.service {unit.get('ActiveState')}/{unit.get('SubState')}"
-    if unit.get("Result") not in (None, "", "success"):
-        text += f", result {unit['Result']} (status {unit.get('ExecMainStatus')})"
+    if unit.get("Manager") == "supervisor":  # supervisor's own words: RUNNING, BACKOFF, FATAL
+        text = f"supervisor program sglang {unit.get('SubState')} ({unit.get('Result')})"
+    else:
+        text = f"sglang.service {unit.get('ActiveState')}/{unit.get('SubState')}"
+        if unit.get("Result") not in (None, "", "success"):
+            text += f", result {unit['Result']} (status {unit.get('ExecMainStatus')})"
     if unit.get("NRestarts") not in (None, "", "0"):
         text += f", restarted {unit['NRestarts']} times"
     health = (evidence.get("health") or {}).get("status")

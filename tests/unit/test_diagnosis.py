@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from operations.diagnosis import diagnose
+from operations.facts.service import UnitState
 from operations.remediation import MAX_STEPS, REMEDIES, plan
 from operations.settings import validate
 from operations.symptoms import SYMPTOMS
@@ -132,3 +133,19 @@ def test_libnuma_and_abi_remedies_fix_the_host_not_the_flags():
     abi = plan("abi-mismatch", settings, [])
     assert abi.commands[0].startswith("/opt/sglang/venv/bin/python -m pip uninstall -y torch")
     assert "sglang-kernel==0.4.10" in abi.commands[1]
+
+
+def test_a_supervised_server_is_named_in_supervisors_words():
+    """On a container host the evidence is supervisor's (operations/facts/service.py)."""
+    state = UnitState().process(["Manager=supervisor", "Program=sglang", "UnitFileState=enabled",
+                                 "Starts=4", "Status=sglang BACKOFF Exited too quickly "
+                                 "(process log may have details)"])
+    assert (state["ActiveState"], state["SubState"], state["NRestarts"]) == (
+        "activating", "BACKOFF", "3")
+    found = diagnose({"unit": state, "journal": [], "health": {"status": 0}})
+    assert "supervisor program sglang BACKOFF (Exited too quickly" in found.lines("gpu-01")[0]
+    assert "restarted 3 times" in found.lines("gpu-01")[0]
+    down = UnitState().process(["Manager=supervisor", "Program=sglang", "UnitFileState=enabled",
+                                "Starts=0", "Status=unix:///var/run/supervisor.sock no such file"])
+    assert down["SubState"] == "supervisord-down"
+    assert "the supervisor is not running" in down["Result"]
