@@ -179,6 +179,11 @@ def status() -> int:
         pid = _pid_file(name).read_text().strip() if _pid_file(name).exists() else "-"
         say(f"{name}: pid {pid} {'running' if pid != '-' and _ours(int(pid)) else 'STOPPED'}")
     for host in hosts:
+        if host.get("container"):  # no systemd: PID 1 is its entrypoint
+            words = ssh(host, "supervisorctl status sglang", check=False).stdout.split()
+            say(f"{host['name']} {host['address']} {host['profile']}: container, supervisor "
+                f"program sglang {words[1] if len(words) > 1 else '-'}")
+            continue
         state = ssh(host, "systemctl is-system-running; "
                     "systemctl is-active sglang.service", check=False).stdout.split()
         say(f"{host['name']} {host['address']} {host['profile']}: system "

@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 
 from operations import drivers, nvidia
 from operations.facts.gpu import NvidiaDriver
-from operations.readiness import evaluate
+from operations.readiness import evaluate, role_failure
 from operations.settings import validate
 from operations.stages.preflight import checklist
 from tests.conftest import CAPTURES, FIXTURES, FakeHost
@@ -148,3 +148,10 @@ def test_the_model_cache_disk_must_hold_the_pinned_models_unstaged_bytes():
         "> 119.1 GB: 100 GB for the stack and its work, 19.1 GB for "
         "Qwen/Qwen3-32B-AWQ@0123456789ab; free disk space or point install_dir/model_cache_dir "
         "at a larger disk")
+
+
+def test_a_gateway_or_wheelhouse_without_systemd_is_refused_with_its_line():
+    assert role_failure("gateway", "systemd") is None
+    failure = role_failure("wheelhouse", "supervisord")
+    assert failure is not None and failure.check == "service-manager"
+    assert "put the wheelhouse on a host booted with systemd" in failure.line("infra-01")
