@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,49 @@ class HeldIndex:
         self.released.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+ROUTER = f"http://{GATEWAY}:30000"  # lab-gw's router
+
+
+def router_workers() -> dict[str, bool]:
+    out = subprocess.run(["curl", "-s", "-m", "10", f"{ROUTER}/workers"], capture_output=True,
+                         text=True).stdout
+    return {w["url"]: w["is_healthy"] for w in json.loads(out)["workers"]}
+
+
+def routed_generate() -> tuple[int, str]:
+    out = subprocess.run(
+        ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", f"{ROUTER}/generate", "-H",
+         "Content-Type: application/json", "-d",
+         '{"text": "The capital of France is", "sampling_params": {"max_new_tokens": 4}}'],
+        capture_output=True, text=True).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code or 0), body
+
+
+@contextlib.contextmanager
+def requests_through_the_router() -> Iterator[list[int]]:
+    """Generate requests through lab-gw's router, one after another, while the block runs;
+    the list holds each one's status."""
+    codes: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            codes.append(routed_generate()[0])
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        yield codes
+    finally:
+        done.set()
+        thread.join()
+
+
+def url(name: str) -> str:
+    return f"http://{lab_hosts()[name]['address']}:8000"
 
 
 def diagnose(*extra: str) -> subprocess.CompletedProcess:

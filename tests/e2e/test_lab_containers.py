@@ -5,9 +5,7 @@ is too old for the stack) behind the gateway. Tests run in file order and share 
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 
 import pytest
 
@@ -20,13 +18,15 @@ from tests.e2e.conftest import (
     failures_by_test,
     healthy_hosts,
     lab,
-    lab_hosts,
+    requests_through_the_router,
+    routed_generate,
+    router_workers,
     ssh,
+    url,
     verify_fleet,
     wait_for,
 )
 
-ROUTER = "http://10.213.0.9:30000"
 SYSTEMD, VAST, RUNPOD, OLD_DRIVER = "lab-1", "lab-2", "lab-3", "lab-4"
 SERVING = [SYSTEMD, VAST, RUNPOD]
 
@@ -34,24 +34,6 @@ SERVING = [SYSTEMD, VAST, RUNPOD]
 def program(name: str) -> list[str]:
     """supervisorctl's status line of the server's program, in words."""
     return ssh(name, "supervisorctl status sglang").stdout.split()
-
-
-def routed_generate() -> int:
-    return int(subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-m", "10", "-w", "%{http_code}", f"{ROUTER}/generate",
-         "-H", "Content-Type: application/json", "-d",
-         '{"text": "The capital of France is", "sampling_params": {"max_new_tokens": 4}}'],
-        capture_output=True, text=True).stdout or 0)
-
-
-def router_workers() -> dict[str, bool]:
-    out = subprocess.run(["curl", "-s", "-m", "10", f"{ROUTER}/workers"], capture_output=True,
-                         text=True).stdout
-    return {w["url"]: w["is_healthy"] for w in json.loads(out)["workers"]}
-
-
-def url(name: str) -> str:
-    return f"http://{lab_hosts()[name]['address']}:8000"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +52,7 @@ def test_a_mixed_fleet_converges_in_one_run_and_the_old_driver_container_is_refu
                 "inside it: rent a machine whose driver is branch 580 or later" in out), out
     assert f"1 of 5 hosts failed: {OLD_DRIVER}" in out
     assert router_workers() == {url(n): True for n in SERVING}
-    assert routed_generate() == 200
+    assert routed_generate()[0] == 200
 
 
 def test_the_container_hosts_run_the_server_under_supervisord_as_the_service_user(first):
@@ -121,20 +103,8 @@ def test_a_killed_server_comes_back_through_supervisor(first):
 
 
 def test_a_profile_change_rolls_through_systemd_and_container_hosts_alike(first, tmp_path):
-    codes: list[int] = []
-    done = threading.Event()
-
-    def load() -> None:
-        while not done.is_set():
-            codes.append(routed_generate())
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    try:
+    with requests_through_the_router() as codes:
         rolled = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
-    finally:
-        done.set()
-        thread.join()
     out = rolled.stdout + rolled.stderr
     assert changed_hosts(out) >= set(SERVING), out
     for name in SERVING:

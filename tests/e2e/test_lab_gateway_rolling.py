@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 
 import pytest
 
@@ -20,33 +19,15 @@ from tests.e2e.conftest import (
     deploy_with_gateway,
     failures_by_test,
     lab,
-    lab_hosts,
+    requests_through_the_router,
+    routed_generate,
+    router_workers,
     ssh,
+    url,
     verify_fleet,
 )
 
-ROUTER = "http://10.213.0.9:30000"
 WORKERS = ["lab-1", "lab-2", "lab-3"]
-
-
-def router_workers() -> dict[str, bool]:
-    out = subprocess.run(["curl", "-s", "-m", "10", f"{ROUTER}/workers"], capture_output=True,
-                         text=True).stdout
-    return {w["url"]: w["is_healthy"] for w in json.loads(out)["workers"]}
-
-
-def routed_generate() -> tuple[int, str]:
-    out = subprocess.run(
-        ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", f"{ROUTER}/generate", "-H",
-         "Content-Type: application/json", "-d",
-         '{"text": "The capital of France is", "sampling_params": {"max_new_tokens": 4}}'],
-        capture_output=True, text=True).stdout
-    body, _, code = out.rpartition("\n")
-    return int(code or 0), body
-
-
-def url(name: str) -> str:
-    return f"http://{lab_hosts()[name]['address']}:8000"
 
 
 @pytest.fixture(scope="module")
@@ -137,20 +118,8 @@ def test_a_preview_shows_each_roles_files_and_the_plan_and_changes_nothing(first
 
 
 def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first, tmp_path):
-    codes: list[int] = []
-    done = threading.Event()
-
-    def load() -> None:
-        while not done.is_set():
-            codes.append(routed_generate()[0])
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    try:
+    with requests_through_the_router() as codes:
         rolled = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
-    finally:
-        done.set()
-        thread.join()
     out = rolled.stdout + rolled.stderr
     assert rolled.returncode == 0, out
     for number, name in enumerate(WORKERS, start=1):
