@@ -23,6 +23,8 @@ if [ -f /etc/sglang/api-key.json ]; then
     install -d -m 0700 -o "$user" -g "$group" "$credentials"
     install -m 0400 -o "$user" -g "$group" /etc/sglang/api-key.json \
         "$credentials/sglang-config.yaml"
+else
+    rm -f "$credentials/sglang-config.yaml"  # the key was dropped: so is its copy
 fi
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start" >> "$log_dir/$name.starts"
 # HOME: the one directory the service user may write (the unit's ReadWritePaths), where the

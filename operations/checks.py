@@ -27,7 +27,7 @@ from operations.facts.venv import (
     refusal_line,
 )
 from operations.hub import Pin
-from operations.managers import PROGRAM, SERVICE_UNIT, START_COMMAND, chosen, program_log
+from operations.managers import MANAGERS, PROGRAM, SERVICE_UNIT, START_COMMAND, chosen
 from operations.readiness import evaluate
 from operations.render import dry_parse_arguments, offline_environment
 from operations.settings import Settings
@@ -256,7 +256,7 @@ def _check_program(program: dict, ev: dict) -> Finding:
     return Finding("unit", False, f"program {PROGRAM} {program.get('UnitFileState')} and "
                    f"{state}: {looping.get(state or '', said)}",
                    symptom.cause if symptom else "the server exits or was never deployed",
-                   symptom.fix if symptom else f"see {program_log(PROGRAM)}; run the deploy",
+                   symptom.fix if symptom else f"see {MANAGERS['supervisor'].log}; run the deploy",
                    symptom, line)
 
 
@@ -397,6 +397,7 @@ def restarts_grew(before: dict, after: dict) -> Finding:
         return Finding("restarts", True, f"NRestarts stayed {last}")
     return Finding("restarts", False, f"NRestarts grew from {first} to {last} during the run",
                    "the server crashes and its manager restarts it (systemd, or supervisord)",
-                   "see `journalctl -u sglang`, or /var/log/sglang/sglang.log under supervisord "
+                   f"see `{MANAGERS['systemd'].log}`, or {MANAGERS['supervisor'].log} under "
+                   "supervisord "
                    "(diagnose.py names the symptom)")
 

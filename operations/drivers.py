@@ -213,8 +213,9 @@ def plan(settings: Settings, state: dict[str, Any], gpus: dict[str, Any],
                "upgrade": {"driver-missing", "driver-pending-reboot", "nouveau-loaded",
                            "proprietary-on-blackwell", "driver-too-old"}}[
         "never" if container else settings.driver_install]
-    replace_loaded = settings.driver_install == "upgrade" and loaded is not None and (
-        loaded.branch < branch or "proprietary-on-blackwell" in keys)
+    replace_loaded = (not container and settings.driver_install == "upgrade"
+                      and loaded is not None
+                      and (loaded.branch < branch or "proprietary-on-blackwell" in keys))
     if loaded is not None and not replace_loaded:
         fixable = fixable - {"nouveau-loaded", "driver-missing"}
     if "driver-pending-reboot" in fixable and "driver-pending-reboot" in keys and installed_good:

@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from pyinfra import host
@@ -29,8 +28,7 @@ LOG_DIR = "/var/log/sglang"
 WRAPPER = "/usr/local/sbin/sglang-supervised"
 # What a container's entrypoint runs so that the server comes back after the container
 # restarts (README: Rented GPU containers).
-START_COMMAND = ("bash -c 'service ssh start; "
-                 f"exec /usr/bin/supervisord -n -c {SUPERVISORD_CONF}'")
+START_COMMAND = f"bash -c 'service ssh start; exec supervisord -n -c {SUPERVISORD_CONF}'"
 
 
 def program_conf(name: str) -> str:
@@ -63,11 +61,13 @@ MANAGERS = {
         f"systemctl daemon-reload && systemctl restart {SERVICE_UNIT}",
         f"journalctl -u {SERVICE_UNIT}"),
     # update applies a changed program (and starts it); restart only when update did nothing.
+    # A server that dies within startsecs makes supervisorctl exit 1, where systemctl returns
+    # 0: the health wait that follows judges it (BACKOFF, FATAL: exited), and the remedies run.
     "supervisor": Manager(
         "supervisor", SUPERVISOR_PREFIX + PROGRAM, program_conf(PROGRAM),
         f": > {starts_log(PROGRAM)} && supervisorctl reread >/dev/null && "
         f"if [ -z \"$(supervisorctl update {PROGRAM})\" ]; then "
-        f"supervisorctl restart {PROGRAM} >/dev/null; fi",
+        f"supervisorctl restart {PROGRAM} >/dev/null || true; fi",
         program_log(PROGRAM)),
 }
 
@@ -84,9 +84,6 @@ def in_container(pid1: str) -> bool:
     host's, which it can read but never install."""
     return pid1 != "systemd"
 
-
-def supervisorctl(*words: str) -> str:
-    return shlex.join(["supervisorctl", *words])
 
 
 def of_host(setting: str) -> Manager:

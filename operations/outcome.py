@@ -8,10 +8,13 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 
 from operations import preview
+from operations.facts.host import Pid1
+from operations.readiness import role_failure
 
 
 def fail(lines: list[str]) -> StringCommand:
@@ -38,3 +41,12 @@ def refused(line: str):
     """
     preview.refused([line])
     yield fail([line])
+
+
+def refused_without_systemd(role: str) -> bool:
+    """A gateway's or wheelhouse's services are systemd units: on a host without systemd (a
+    rented container) the host fails with one preflight line, and this says so."""
+    failure = role_failure(role, host.get_fact(Pid1))
+    if failure is not None:
+        refused(name=f"Preflight: {failure.check}", line=failure.line(host.name))
+    return failure is not None

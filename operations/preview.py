@@ -4,8 +4,7 @@ preflight. It is read from the same operations and the same rollout plan the rea
 
 Example::
 
-    venv = python_env.stack_installed(settings=settings)
-    preview.watch(stack=venv)            # at deploy load; read when the preview ends
+    preview.watch(stack=done.venv)       # at deploy load (the health stage); read at the end
     print("\\n".join(preview.lines()))
 """
 

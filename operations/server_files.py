@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
+from pyinfra.api import StringCommand, operation
 from pyinfra.api.state import StateStage
 from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import files
@@ -28,6 +29,8 @@ from operations.facts.python import PythonJson
 from operations.facts.venv import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, refusal_line
 from operations.managers import (
     MANAGERS,
+    PROGRAM,
+    SERVICE_UNIT,
     SUPERVISOR_PREFIX,
     WRAPPER,
     Manager,
@@ -47,7 +50,7 @@ from operations.settings import Settings
 from operations.snapshot import model_config_path
 from operations.venv import options_path
 
-UNIT_PATH = "/etc/systemd/system/sglang.service"
+UNIT_PATH = MANAGERS["systemd"].config_path
 
 
 
@@ -198,3 +201,27 @@ def written(settings: Settings):
         yield from files.put._inner(src=str(FILES_DIR / "sglang-supervised.sh"), dest=WRAPPER,
                                     mode="755")
     yield from files.put._inner(src=StringIO(rendered[definition]), dest=definition, mode="644")
+
+
+# What stops and removes the server's definition under a manager the host no longer uses.
+_RETIRE = {
+    "systemd": f"systemctl disable --now {SERVICE_UNIT} 2>/dev/null; "
+               f"rm -f {MANAGERS['systemd'].config_path}; "
+               "systemctl daemon-reload 2>/dev/null; true",
+    "supervisor": f"supervisorctl stop {PROGRAM} >/dev/null 2>&1; "
+                  f"rm -f {MANAGERS['supervisor'].config_path}; "
+                  "supervisorctl update >/dev/null 2>&1; true",
+}
+
+
+@operation(is_idempotent=True)
+def other_manager_retired(setting: str):
+    """One server per host: after ``service_manager`` changed, the other manager's definition
+    of it is stopped and removed, so it neither holds the port nor comes back at a boot.
+
+    + setting: the host's ``service_manager``
+    """
+    manager = of_host(setting)
+    for other in MANAGERS.values():
+        if other.name != manager.name and host.get_fact(Sha256File, path=other.config_path):
+            yield StringCommand(_RETIRE[other.name])

@@ -63,10 +63,10 @@ def program_running(program: str):
     + program: its name (``[program:NAME]`` in conf.d)
     """
     state = host.get_fact(UnitState, unit=SUPERVISOR_PREFIX + program)
-    if state.get("ActiveState") in ("active", "activating"):
-        return
+    if state.get("ActiveState") in ("active", "activating") or state.get("SubState") == "FATAL":
+        return  # (FATAL: it exits at start; the health stage names why, its remedies run)
     name = shlex.quote(program)
     # (read before this run's restart: it may have started it meanwhile)
     yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "
                         f">/dev/null; supervisorctl start {name} || supervisorctl status {name} "
-                        "| grep -qE ' (RUNNING|STARTING) '")
+                        "| grep -qE ' (RUNNING|STARTING|BACKOFF|FATAL) '")

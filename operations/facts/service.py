@@ -44,7 +44,9 @@ class UnitState(FactBase):
                     f"echo Starts=$(cat {starts} 2>/dev/null | wc -l); "
                     # supervisorctl is a Python program (0.3 s of a host's CPU): asked only
                     # where a supervisord runs, which a systemd host's survey then skips.
-                    "if grep -qsx supervisord /proc/[0-9]*/comm; then "
+                    # (or its socket: a supervisord run as `python3 .../supervisord`)
+                    "if grep -qsx supervisord /proc/[0-9]*/comm || [ -S /var/run/supervisor.sock ] "
+                    "|| [ -S /run/supervisor.sock ]; then "
                     f"echo Status=$(supervisorctl status {shlex.quote(name)} 2>&1 | head -n 1); "
                     "else echo 'Status=no supervisord process'; fi")
         props = ",".join(self.PROPERTIES)

@@ -24,8 +24,7 @@ from pyinfra.operations import apt, files, systemd
 from operations import FILES_DIR, restarts, survey
 from operations.facts.host import Pid1, UserExists
 from operations.facts.venv import Distributions
-from operations.outcome import Done, refused
-from operations.readiness import role_failure
+from operations.outcome import Done, refused_without_systemd
 from operations.roles import settings_of, workers
 from operations.router import worker_url
 from operations.settings import Settings
@@ -58,7 +57,7 @@ def router_installed(settings: Settings):
 
 
 def reads(settings: Settings) -> list[survey.Read]:
-    """What ``install`` reads on a run that changes nothing (operations/survey.py)."""
+    """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
     return [survey.Read(Pid1), *survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
             survey.Read(Distributions, {"python": f"{router_venv(settings)}/bin/python"}),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
@@ -67,9 +66,7 @@ def reads(settings: Settings) -> list[survey.Read]:
 @deploy("Gateway")
 def apply(settings: Settings, done: Done) -> None:
     """The router's venv and unit; restarted when either changed."""
-    failure = role_failure("gateway", host.get_fact(Pid1))
-    if failure is not None:
-        refused(name=f"Preflight: {failure.check}", line=failure.line(host.name))
+    if refused_without_systemd("gateway"):
         return
     apt.packages(name="Install Python venv tooling", packages=["python3-venv", "ca-certificates"],
                  update=True, cache_time=24 * 3600, extra_install_args="--no-install-recommends")

@@ -15,7 +15,7 @@ from operations import drivers, preview, runstate, snapshot, survey
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
 from operations.facts.host import FreeDiskGb, Pid1, PortListener
 from operations.facts.service import UnitState
-from operations.managers import MANAGERS, chosen
+from operations.managers import MANAGERS, chosen, in_container
 from operations.outcome import Done, fail
 from operations.readiness import evaluate
 from operations.report import note
@@ -53,12 +53,16 @@ def checklist(settings: Settings):
     pid1 = host.get_fact(Pid1)
     manager = chosen(settings.service_manager, pid1)
     server_pid = 0
+    said = []  # which manager, and whose driver, where it is not the usual
     if manager.name == "supervisor":  # its program may hold the port: that is the server
-        note(host.name, f"no systemd (PID 1 is {pid1}): the server runs under supervisord; "
-                        "the driver is the container host's, never installed here"
-                        + (f" (driver_install={settings.driver_install} does not apply)"
-                           if settings.driver_install != "never" else ""))
+        said.append(f"the server runs under supervisord (PID 1 is {pid1})")
         server_pid = int(host.get_fact(UnitState, unit=manager.runner).get("MainPID") or 0)
+    if in_container(pid1):
+        said.append("the driver is the container host's, never installed here" + (
+            f" (driver_install={settings.driver_install} does not apply)"
+            if settings.driver_install != "never" else ""))
+    if said:
+        note(host.name, "; ".join(said))
     failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
                         port_holders=host.get_fact(PortListener, port=settings.port),
                         pid1=pid1, model_missing=model_missing, server_pid=server_pid)

@@ -20,7 +20,13 @@ from operations.facts.venv import VenvExists
 from operations.managers import MANAGERS, WRAPPER
 from operations.outcome import Done
 from operations.report import note
-from operations.server_files import API_KEY_PATH, ENV_PATH, UNIT_PATH, written
+from operations.server_files import (
+    API_KEY_PATH,
+    ENV_PATH,
+    UNIT_PATH,
+    other_manager_retired,
+    written,
+)
 from operations.settings import Settings
 from operations.snapshot import model_config_path
 from operations.venv import options_path
@@ -61,5 +67,7 @@ def configured(settings: Settings):
 
 def apply(settings: Settings, done: Done) -> None:
     """The unit and its environment file; records the write."""
+    other_manager_retired(name="Only one manager runs the server",
+                          setting=settings.service_manager)
     done.unit = configured(name="sglang.service rendered, dry-parsed and written",
                            settings=settings)

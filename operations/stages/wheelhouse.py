@@ -28,8 +28,7 @@ from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
 from operations.facts.host import Pid1
-from operations.outcome import Done, refused
-from operations.readiness import role_failure
+from operations.outcome import Done, refused_without_systemd
 from operations.roles import settings_of, workers
 from operations.settings import Settings
 from operations.snapshot import (
@@ -106,9 +105,7 @@ def reads(settings: Settings) -> list[survey.Read]:
 def apply(settings: Settings, done: Done) -> None:
     """apt-cacher-ng for the fleet's apt, each worker stack fetched and locked, each pinned
     model fetched and verified, and the files served over HTTP."""
-    failure = role_failure("wheelhouse", host.get_fact(Pid1))
-    if failure is not None:
-        refused(name=f"Preflight: {failure.check}", line=failure.line(host.name))
+    if refused_without_systemd("wheelhouse"):
         return
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
                  packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,

@@ -212,3 +212,22 @@ def test_diagnose_names_the_driver_state_as_a_symptom_with_its_fix(name, gpus, k
                           "unit": {"ActiveState": "failed"}, "health": {}})
     assert diagnosis.symptom is not None and diagnosis.symptom.key == key
     assert diagnosis.evidence_line == texts[0]
+
+
+@pytest.mark.parametrize("mode", DRIVER_MODES)
+def test_in_a_container_the_driver_is_never_installed_and_its_host_is_told_to_provide_it(mode):
+    """The machine's driver: read, never replaced, whatever driver_install says; a loaded one
+    below the stack's branch is refused as the container host's to fix."""
+    too_old = drivers.plan(settings(stack="cu13-stable", driver_install=mode),
+                           state("lab-open-570"), NO_DRIVER, container=True)
+    assert not too_old.acts and not too_old.install
+    assert [r[0] for r in too_old.refusals] == ["driver-version"]
+    assert "rent a machine whose driver is branch 580 or later" in too_old.refusals[0][3]
+    # A driver installed by packages, good for the stack, and a newer branch asked for: still
+    # nothing installed (outside a container, upgrade would replace it).
+    asked = drivers.plan(settings(driver_install=mode, driver_branch=580), state("lab-open-570"),
+                         NO_DRIVER, container=True)
+    assert not asked.acts and not asked.install and not asked.refusals
+    bare = drivers.plan(settings(driver_install=mode), state("lab-bare"), NO_DRIVER,
+                        container=True)
+    assert not bare.acts and bare.refusals

@@ -9,6 +9,7 @@ from pyinfra.context import ctx_host
 
 from operations import venv
 from operations.facts.host import PortListener
+from operations.server_files import other_manager_retired
 from operations.settings import validate
 from operations.stages import python_env, service
 from tests.conftest import FIXTURES, FakeHost
@@ -239,3 +240,18 @@ def test_read_ahead_answers_a_hosts_reads_only_until_it_runs_a_command(monkeypat
     assert worker.get_fact(File, path="/local") == "ahead" and worker.read == ["/router-view"]
     worker.put_file("unit", "/etc/systemd/system/sglang.service")
     assert worker.get_fact(File, path="/local") == "read on worker"
+
+
+def test_a_changed_service_manager_retires_the_other_managers_server():
+    """One server per host: the definition under the manager no longer used is stopped and
+    removed (it would hold the port, and come back at the next boot)."""
+    conf, unit = "/etc/supervisor/conf.d/sglang.conf", "/etc/systemd/system/sglang.service"
+    both = {("Sha256File", (("path", repr(conf)),)): "ab12",
+            ("Sha256File", (("path", repr(unit)),)): "cd34", "Pid1": "systemd"}
+    [command] = run_op(other_manager_retired, FakeHost("lab-1", both), setting="systemd")
+    assert command.startswith("supervisorctl stop sglang") and f"rm -f {conf}" in command
+    [command] = run_op(other_manager_retired, FakeHost("lab-1", both), setting="supervisor")
+    assert command.startswith("systemctl disable --now sglang.service") and unit in command
+    alone = {("Sha256File", (("path", repr(conf)),)): None, "Sha256File": "cd34",
+             "Pid1": "systemd"}
+    assert run_op(other_manager_retired, FakeHost("lab-1", alone), setting="auto") == []
