@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.hosts import ssh_argv
+from lab.hosts import GATEWAY_HOST, ssh_argv
 from lab.stacks import GATEWAY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ class HeldIndex:
         self.server.server_close()
 
 
-ROUTER = f"http://{GATEWAY}:30000"  # lab-gw's router
+ROUTER = f"http://{GATEWAY_HOST['address']}:30000"  # lab-gw's router
 
 
 def router_workers() -> dict[str, bool]:
