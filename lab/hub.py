@@ -4,7 +4,9 @@ scripts/make_tiny_model.py (the real format, a few hundred KB).
 
 - ``GET /api/models/{repo}/revision/{rev}``: ``id``, ``sha``, ``siblings``;
 - ``GET /api/models/{repo}/tree/{rev}?recursive=true``: files with ``size``, ``oid`` (git blob
-  sha1) and, for LFS files, ``lfs.oid`` (sha256);
+  sha1) and, for LFS files, ``lfs.oid`` (sha256), paged as the Hub pages it: at most
+  ``TREE_PAGE`` entries, the next page's absolute URL in a ``Link: <...>; rel="next"`` header
+  (with a ``cursor`` parameter);
 - ``HEAD``/``GET /{repo}/resolve/{rev}/{path}``: ``X-Repo-Commit``, ``ETag`` / ``X-Linked-Etag``,
   ``X-Linked-Size``;
 - refusals with the Hub's ``X-Error-Code``: ``RepoNotFound``, ``RevisionNotFound``,
@@ -14,7 +16,10 @@ A repository is a folder: ``commits/<sha>/`` holds each commit's files, ``repo.j
 ``main`` and whether it is gated. ``/_lab/stats`` counts the GETs of each file; a file named
 ``stall`` in the root makes every file download stop half-way until it is removed.
 
-    python3 -m lab.hub serve ROOT ADDRESS PORT
+Served at the root, as the Hub, or under a path ``PREFIX`` (``/hf``), as a mirror behind a
+proxy serves it: every URL, the ``Link`` header's included, is then under that prefix.
+
+    python3 -m lab.hub serve ROOT ADDRESS PORT [PREFIX]
 """
 
 from __future__ import annotations
@@ -91,7 +96,10 @@ class RefusalError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def make_handler(root: Path, stats: dict):
+TREE_PAGE = 4  # entries per page of a tree listing (the Hub's are larger; the lab's model is 7)
+
+
+def make_handler(root: Path, stats: dict, prefix: str = ""):
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -146,11 +154,15 @@ def make_handler(root: Path, stats: dict):
             parts = urllib.parse.urlsplit(self.path)
             path = urllib.parse.unquote(parts.path)
             try:
+                if prefix:
+                    if not path.startswith(prefix + "/"):
+                        raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
+                    path = path[len(prefix):]
                 if path == "/_lab/stats":
                     with lock:
                         return self.send(200, json.dumps(stats).encode())
                 if path.startswith("/api/models/"):
-                    return self.api(path[len("/api/models/"):])
+                    return self.api(path[len("/api/models/"):], parts.query)
                 if "/resolve/" in path:
                     return self.resolve(path)
                 raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
@@ -159,7 +171,7 @@ def make_handler(root: Path, stats: dict):
                 self.send(refusal.status, body, {"X-Error-Code": refusal.code,
                                                  "X-Error-Message": refusal.message})
 
-        def api(self, rest: str) -> None:
+        def api(self, rest: str, query: str = "") -> None:
             if "/revision/" in rest:
                 repo, revision = rest.split("/revision/", 1)
                 commit = self.commit(repo, revision)
@@ -171,8 +183,19 @@ def make_handler(root: Path, stats: dict):
             if "/tree/" in rest:
                 repo, revision = rest.split("/tree/", 1)
                 folder = root / repo / "commits" / self.commit(repo, revision.split("/")[0])
-                return self.send(200, json.dumps([entry(name, path.read_bytes())
-                                                  for name, path in files_of(folder)]).encode())
+                listed = [entry(name, path.read_bytes()) for name, path in files_of(folder)]
+                asked = urllib.parse.parse_qs(query)
+                start = int(asked.get("cursor", ["0"])[0])
+                headers = {}
+                if start + TREE_PAGE < len(listed):
+                    following = urllib.parse.urlencode({**{k: v[0] for k, v in asked.items()},
+                                                        "cursor": start + TREE_PAGE})
+                    headers["Link"] = (f"<http://{self.headers['Host']}{prefix}/api/models/"
+                                       f"{rest}?{following}>; rel=\"next\"")
+                with lock:
+                    stats["tree_pages"] = stats.get("tree_pages", 0) + 1
+                return self.send(200, json.dumps(listed[start:start + TREE_PAGE]).encode(),
+                                 headers)
             raise RefusalError(404, "EntryNotFound", f"/api/models/{rest} is not served here")
 
         def resolve(self, path: str) -> None:
@@ -213,11 +236,11 @@ def make_handler(root: Path, stats: dict):
     return Handler
 
 
-def serve(root: Path, address: str, port: int) -> None:
+def server(root: Path, address: str, port: int, prefix: str = "") -> ThreadingHTTPServer:
     stats: dict = {"gets": {}, "bytes": 0}
-    server = ThreadingHTTPServer((address, port), make_handler(root, stats))
-    server.daemon_threads = True
-    server.serve_forever()
+    found = ThreadingHTTPServer((address, port), make_handler(root, stats, prefix.rstrip("/")))
+    found.daemon_threads = True
+    return found
 
 
 def reset(root: Path) -> None:
@@ -226,6 +249,6 @@ def reset(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["serve"] or len(sys.argv) != 5:
+    if sys.argv[1:2] != ["serve"] or len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
-    serve(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    server(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), *sys.argv[5:]).serve_forever()

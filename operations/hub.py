@@ -86,7 +86,13 @@ _OPENER = _host_fetcher().OPENER
 
 
 def _get(endpoint: str, path: str, token: str | None, method: str = "GET") -> tuple[Any, Any]:
-    request = urllib.request.Request(endpoint.rstrip("/") + path, method=method)
+    """``path`` under ``endpoint`` (which may hold a path prefix: a mirror's), or an absolute
+    URL on the endpoint's own host (a next page's ``Link``; the token goes nowhere else)."""
+    url = path if "://" in path else endpoint.rstrip("/") + path
+    if urllib.parse.urlsplit(url)[:2] != urllib.parse.urlsplit(endpoint)[:2]:
+        raise HubError(f"{endpoint} sent a link to another host: {url}",
+                       "check hf_endpoint: it does not answer like the Hub")
+    request = urllib.request.Request(url, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -133,10 +139,9 @@ def manifest(endpoint: str, repo: str, commit: str, token: str | None) -> tuple[
             files.append({"path": entry["path"], "size": int(entry["size"]),
                           **({"sha256": lfs["oid"]} if lfs else {"blob": entry["oid"]})})
         link = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("Link", ""))
-        path = None
-        if link:
-            found = urllib.parse.urlsplit(link.group(1))
-            path = found.path + (f"?{found.query}" if found.query else "")
+        # The next page as linked: an absolute URL (its path holds a mirror's prefix already),
+        # or a reference resolved against the page it came from.
+        path = urllib.parse.urljoin(endpoint.rstrip("/") + "/", link.group(1)) if link else None
     if not files:
         raise HubError(f"{repo}@{commit} lists no files", "check the model id and revision")
     # The listing is public for a gated model; its files are not: ask for one as a fetch would.

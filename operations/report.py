@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
+import sys
 
 from pyinfra import logger, state
 from pyinfra.api.host import Host
@@ -74,6 +76,12 @@ def _print_summary(verb: str) -> None:
         print("\n--> Plan (a preview: nothing was changed on any host):")
         for line in preview.lines():
             print(f"    {line}")
+        if preview.REFUSED:  # a pipeline gates its rollout on the preview's exit status
+            print(f"--> {len(preview.REFUSED)} host(s) would fail: "
+                  f"{', '.join(sorted(preview.REFUSED))}")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)  # (an exit handler's SystemExit is ignored: pyinfra exits 0 on --dry)
         return
     if not state.is_executing and not _outcomes:
         return  # stopped before execution (e.g. bad settings): nothing ran on any host

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import threading
+from typing import NoReturn
 
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
@@ -22,7 +24,7 @@ from operations.facts.host import Login
 from operations.outcome import refused
 from operations.readiness import Failure, login_failure, model_failure
 from operations.report import fleet_report
-from operations.settings import Settings, fleet_settings
+from operations.settings import Settings, SettingsError, fleet_settings
 
 
 def _deploy_file_is_known_to_inspect() -> None:
@@ -37,6 +39,15 @@ def _deploy_file_is_known_to_inspect() -> None:
 
 
 _pinning = threading.Lock()  # gevent's, under pyinfra
+
+
+def _refuse(what: str, todo: str) -> NoReturn:
+    """Stop the run before any host is touched: one block, what and what to do, and a non-zero
+    exit; a refusal is not a crash, so no traceback (unless --debug)."""
+    if logging.getLogger("pyinfra").isEnabledFor(logging.DEBUG):
+        raise  # noqa: PLE0704 (the refusal's own exception, with its traceback)
+    raise SystemExit("--> Refused:\n    "
+                     + what.replace("\n", "\n    ") + f"\n    What to do: {todo}") from None
 
 
 def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
@@ -57,7 +68,7 @@ def _pin_fleet_once(fleet: dict[str, Settings], ask_hub: bool) -> None:
     try:
         pins, refused, said = hub.pin_fleet(models, hub.lock_path(), ask_hub)
     except hub.HubError as error:
-        raise SystemExit(f"{error}: {error.advice}") from None
+        _refuse(str(error), error.advice)
     runstate.current().pins.update(pins)
     runstate.current().refused.update(refused)
     for line in said:
@@ -73,10 +84,15 @@ def host_settings(verb: str) -> Settings:
     with _pinning:  # once per run, not once per host: the deploy file loads for every host
         fleet = runstate.current().settings
         if not fleet:
-            fleet.update(fleet_settings({h.name: h.data.dict() for h in inventory},
-                                        rolling={h.name for h in roles.workers()}))
-            for name, settings in fleet.items():
-                secrets.load(name, settings)
+            try:
+                fleet.update(fleet_settings({h.name: h.data.dict() for h in inventory},
+                                            rolling={h.name for h in roles.workers()}))
+                for name, settings in fleet.items():
+                    secrets.load(name, settings)
+            except SettingsError as error:
+                fleet.clear()
+                _refuse(str(error), "correct the setting named (README: Settings), then run "
+                                    "again")
     _pin_models(fleet, ask_hub=verb in ("deploy", "preflight"))
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()

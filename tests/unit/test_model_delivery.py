@@ -186,3 +186,29 @@ def test_the_real_client_downloads_from_the_hub_standin(served, tmp_path, monkey
     path = snapshot_download(REPO, revision="main", cache_dir=tmp_path / "client",
                              endpoint=endpoint)
     assert Path(path).name == commit and (Path(path) / "model.safetensors").stat().st_size > 0
+
+
+def test_a_paged_listing_is_walked_through_a_mirror_under_a_path_prefix(tmp_path):
+    """The Hub pages a tree listing with an absolute `Link: <...>; rel="next"`; a mirror behind
+    a proxy serves it all under a prefix (hf_endpoint = http://mirror/hf). Every page is
+    listed and every file fetched through the prefix (the next page's URL used to get the
+    prefix twice: a 404 at preflight)."""
+    root = tmp_path / "hub"
+    commit = standin.publish(root, REPO, seed=0)
+    server = standin.server(root, "127.0.0.1", 0, "/hf")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/hf"
+        pins, errors, _ = pin(endpoint, tmp_path / "fleet.lock.json")
+        assert not errors, errors
+        found = pins["gpu-01"]
+        assert found.commit == commit
+        every = {name for name, _ in standin.files_of(root / REPO / "commits" / commit)}
+        assert {f["path"] for f in found.files} == every
+        assert len(every) > standin.TREE_PAGE  # more than one page was walked
+        fetched = run("fetch", spec(tmp_path, found, {"hub": endpoint}))
+        assert fetched.returncode == 0, fetched.stderr
+        assert f"{len(every)} of {len(every)} files fetched" in fetched.stdout
+    finally:
+        server.shutdown()
+        server.server_close()
