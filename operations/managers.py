@@ -53,13 +53,16 @@ class Manager:
     config_path: str  # the server's definition: a unit, or a supervisor program
     restart: str  # shell: apply a new definition and restart the server
     log: str  # where a person reads the server's output
+    retire: str  # shell: stop and remove the server's definition (service_manager changed)
 
 
 MANAGERS = {
     "systemd": Manager(
         "systemd", SERVICE_UNIT, f"/etc/systemd/system/{SERVICE_UNIT}",
         f"systemctl daemon-reload && systemctl restart {SERVICE_UNIT}",
-        f"journalctl -u {SERVICE_UNIT}"),
+        f"journalctl -u {SERVICE_UNIT}",
+        f"systemctl disable --now {SERVICE_UNIT} 2>/dev/null; "
+        f"rm -f /etc/systemd/system/{SERVICE_UNIT}; systemctl daemon-reload 2>/dev/null; true"),
     # update applies a changed program (and starts it); restart only when update did nothing.
     # A server that dies within startsecs makes supervisorctl exit 1, where systemctl returns
     # 0: the health wait that follows judges it (BACKOFF, FATAL: exited), and the remedies run.
@@ -68,7 +71,9 @@ MANAGERS = {
         f": > {starts_log(PROGRAM)} && supervisorctl reread >/dev/null && "
         f"if [ -z \"$(supervisorctl update {PROGRAM})\" ]; then "
         f"supervisorctl restart {PROGRAM} >/dev/null || true; fi",
-        program_log(PROGRAM)),
+        program_log(PROGRAM),
+        f"supervisorctl stop {PROGRAM} >/dev/null 2>&1; rm -f {program_conf(PROGRAM)}; "
+        "supervisorctl update >/dev/null 2>&1; true"),
 }
 
 

@@ -29,8 +29,6 @@ from operations.facts.python import PythonJson
 from operations.facts.venv import SGLANG_DRY_PARSE_CODE, SGLANG_OPTIONS_CODE, refusal_line
 from operations.managers import (
     MANAGERS,
-    PROGRAM,
-    SERVICE_UNIT,
     SUPERVISOR_PREFIX,
     WRAPPER,
     Manager,
@@ -97,31 +95,26 @@ def render_files(settings: Settings, command: ServerCommand, sglang_version: str
                  manager: Manager = MANAGERS["systemd"]) -> dict[str, str]:
     """The server's definition under its manager (a unit, or a supervisor program) and its
     environment file, without secrets (pure: golden-tested)."""
-    if manager.name == "supervisor":
-        argv = [CREDENTIALS_DIR + word[2:] if word.startswith("%d/") else word
-                for word in command.argv]
-        program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
-        program_context = {
-                   "settings": settings, "profile": settings.profile_def(),
-                   "stack": settings.stack_def(), "sglang_version": sglang_version,
-                   "env_file": ENV_PATH, "program": program, "log_file": program_log(program),
-                   "stop_wait_s": STOP_WAIT_S, "command": " ".join(supervisor_word(w) for w in [
-                       WRAPPER, settings.service_user, ENV_PATH, CREDENTIALS_DIR, "--", *argv]),
-                   "environment": {k: env_value(v) for k, v in command.environment.items()}}
-        return {manager.config_path: _templates.get_template(
-                    "sglang-supervisor.conf.j2").render(program_context),
-                ENV_PATH: _templates.get_template("sglang.env.j2").render(program_context)}
     context: dict[str, Any] = {
         "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
         "sglang_version": sglang_version, "env_file": ENV_PATH,
-        "api_key_credential": f"{API_KEY_CREDENTIAL}:{API_KEY_PATH}"
-        if API_KEY_FLAGS[1] in command.argv else None,
-        "exec_start": " ".join(systemd_word(w) for w in command.argv),
         "environment": {k: env_value(v) for k, v in command.environment.items()},
     }
-    return {manager.config_path: _templates.get_template("sglang.service.j2").render(context),
+    if manager.name == "supervisor":  # the API key's config: where the wrapper copies it
+        argv = [CREDENTIALS_DIR + word[2:] if word.startswith("%d/") else word
+                for word in command.argv]
+        program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
+        context |= {"program": program, "log_file": program_log(program),
+                    "stop_wait_s": STOP_WAIT_S, "command": " ".join(supervisor_word(w) for w in [
+                        WRAPPER, settings.service_user, ENV_PATH, CREDENTIALS_DIR, "--", *argv])}
+        template = "sglang-supervisor.conf.j2"
+    else:
+        context |= {"api_key_credential": f"{API_KEY_CREDENTIAL}:{API_KEY_PATH}"
+                    if API_KEY_FLAGS[1] in command.argv else None,
+                    "exec_start": " ".join(systemd_word(w) for w in command.argv)}
+        template = "sglang.service.j2"
+    return {manager.config_path: _templates.get_template(template).render(context),
             ENV_PATH: _templates.get_template("sglang.env.j2").render(context)}
-
 
 
 def rejection(host_name: str, result: dict, sglang_version: str) -> str:
@@ -203,17 +196,6 @@ def written(settings: Settings):
     yield from files.put._inner(src=StringIO(rendered[definition]), dest=definition, mode="644")
 
 
-# What stops and removes the server's definition under a manager the host no longer uses.
-_RETIRE = {
-    "systemd": f"systemctl disable --now {SERVICE_UNIT} 2>/dev/null; "
-               f"rm -f {MANAGERS['systemd'].config_path}; "
-               "systemctl daemon-reload 2>/dev/null; true",
-    "supervisor": f"supervisorctl stop {PROGRAM} >/dev/null 2>&1; "
-                  f"rm -f {MANAGERS['supervisor'].config_path}; "
-                  "supervisorctl update >/dev/null 2>&1; true",
-}
-
-
 @operation(is_idempotent=True)
 def other_manager_retired(setting: str):
     """One server per host: after ``service_manager`` changed, the other manager's definition
@@ -224,4 +206,4 @@ def other_manager_retired(setting: str):
     manager = of_host(setting)
     for other in MANAGERS.values():
         if other.name != manager.name and host.get_fact(Sha256File, path=other.config_path):
-            yield StringCommand(_RETIRE[other.name])
+            yield StringCommand(other.retire)
