@@ -16,6 +16,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -23,6 +25,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -185,8 +188,31 @@ def pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: 
     resolved now (once per model, for every host) and recorded. Returns the pins, the hosts
     whose model could not be pinned (with the Hub's words), and what was newly pinned.
     Without ``ask_hub`` (diagnosis, verification) only what the lock file holds is pinned, and
-    a host it holds nothing for is left out.
+    a host it holds nothing for is left out. Runs of the same checkout pin one at a time (the
+    lock file has one writer at a time: the second reads what the first recorded).
     """
+    with _one_writer(lock):
+        return _pin_fleet(models, lock, ask_hub)
+
+
+@contextlib.contextmanager
+def _one_writer(lock: Path) -> Iterator[None]:
+    """The lock file's directory held (flock) for the whole read, resolve and write: no other
+    file beside the fleet file, and a run killed midway holds nothing."""
+    try:
+        directory = os.open(lock.parent, os.O_RDONLY)
+    except OSError as error:
+        raise HubError(f"cannot open the lock file's directory {lock.parent}: {error.strerror}",
+                       "run from a checkout whose fleet file's directory exists") from None
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(directory)
+
+
+def _pin_fleet(models: dict[str, tuple[str, str | None, str, str | None]], lock: Path,
+               ask_hub: bool) -> tuple[dict[str, Pin], dict[str, HubError], list[str]]:
     recorded = _read_lock(lock)
     pins: dict[str, Pin] = {}
     errors: dict[str, HubError] = {}

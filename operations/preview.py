@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 
 from pyinfra import host, logger, state
 from pyinfra.api.operation import OperationMeta
@@ -67,6 +68,12 @@ def show_diff(path: str, wanted: str) -> None:
     for line in generate_color_diff(masked(current or []), masked(wanted.splitlines())):
         logger.info("  %s", line)
     logger.info("")
+
+
+def dry() -> bool:
+    """``--dry`` was given: known while the deploy loads (pyinfra keeps it in its command line
+    only), when a preview must not take the run lock."""
+    return "--dry" in sys.argv[1:]
 
 
 def is_preview() -> bool:

@@ -12,13 +12,15 @@ import inspect
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import NoReturn
 
 from pyinfra import host, inventory, state
 from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.host import Host
+from pyinfra.context import ctx_host
 
-from operations import hub, pipeline, roles, runstate, secrets, survey
+from operations import hub, pipeline, preview, roles, runlock, runstate, secrets, survey
 from operations.connection import guard_lost_hosts
 from operations.facts.host import Login
 from operations.outcome import refused
@@ -97,17 +99,46 @@ def host_settings(verb: str) -> Settings:
     guard_lost_hosts()
     _deploy_file_is_known_to_inspect()
     fleet_report(verb)
+    hosts = [h for h in inventory if h in state.activated_hosts]
     if verb in ("deploy", "preflight"):
-        survey.ahead([h for h in inventory if h in state.activated_hosts],
-                     functools.partial(_read_ahead, verb))
+        survey.ahead(hosts, functools.partial(_read_ahead, verb))
+    with _pinning:  # once per run
+        if not runstate.current().locked:
+            runstate.current().locked = True
+            _lock([h for h in hosts if _changes(verb, h)], functools.partial(_read_ahead, verb))
     return roles.settings_of(host)
+
+
+def _changes(verb: str, of: Host) -> bool:
+    """Whether this run may change ``of``: a deploy that is not a preview, a diagnosis asked to
+    remediate. The read-only runs take no run lock."""
+    if verb == "deploy":
+        return not preview.dry()
+    return verb == "diagnose" and str(of.data.get("remediate", "false")).lower() == "true"
+
+
+def _lock(hosts: list[Host], read_ahead: Callable[[Host], None]) -> None:
+    """Hold the run lock on ``hosts`` whose login can change them (operations/runlock.py); the
+    hosts left alone are refused by ``allowed``."""
+    def can_change(of: Host) -> bool:
+        with ctx_host.use(of):
+            return _login_failure() is None
+
+    def read_again(of: Host) -> None:
+        with ctx_host.use(of):
+            read_ahead(of)
+
+    runstate.current().left_alone.update(runlock.settle(
+        [h for h in hosts if can_change(h)],
+        wait_s=lambda of: roles.settings_of(of).run_lock_wait_s, read_again=read_again))
 
 
 def _read_ahead(verb: str, of: Host) -> None:
     """One host's survey: a login that is not root by the inventory's word is read first,
     with the other reads made without sudo, and the rest (with sudo) only when it can get root
     without a prompt."""
-    reads = pipeline.reads(verb, roles.settings_of(of))
+    reads = [*([runlock.take_read()] if _changes(verb, of) else []),
+             *pipeline.reads(verb, roles.settings_of(of))]
     if _login_failure([r for r in reads if r.kwargs.get("_sudo") is False]) is None:
         survey.read(of, reads)  # (those read already are not read again)
 
@@ -136,6 +167,10 @@ def allowed() -> bool:
     if failure is None and host.name in runstate.current().refused:
         failure = model_failure(roles.settings_of(host).model,
                                           runstate.current().refused[host.name])
+    if failure is None and host.name in runstate.current().left_alone:
+        refused(name="Run lock", line=f"{host.name}: {runstate.current().left_alone[host.name]}",
+                _sudo=False)
+        return False
     if failure is None:
         return True
     # Without sudo: the refusal must not itself wait on a sudo password prompt.

@@ -49,6 +49,8 @@ class RunState:
     pins: dict[str, Pin] = field(default_factory=dict)  # host -> its model's pin
     refused: dict[str, HubError] = field(default_factory=dict)  # host -> what the Hub said
     plan: Plan = field(default_factory=Plan)
+    locked: bool = False  # the run lock was settled (operations/runlock.py)
+    left_alone: dict[str, str] = field(default_factory=dict)  # host -> whose run holds it
 
 
 _CURRENT = RunState()

@@ -274,6 +274,9 @@ class Settings:
                                            rule=url)
     driver_keyring_url: str | None = _setting(None, "The cuda-keyring .deb; default: the one at "
                                               "driver_repo_url.", rule=url)
+    run_lock_wait_s: int = _setting(600, "How long a deploy waits for another live run to "
+                                    "release this host (its run lock) before leaving the host "
+                                    "alone; 0: not at all.", rule=non_negative)
     reboot_timeout_s: int = _setting(600, "How long a rebooted host may take to answer again.",
                                      rule=integer(10))
     service_manager: str = _setting("auto", "What runs the server: systemd, supervisor "

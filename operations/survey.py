@@ -188,7 +188,9 @@ def read(host: Host, reads: list[Read]) -> None:
             group = groups.setdefault(connector_key, (connector, []))[1]
             if key not in answers.values and all(key != k for k, *_ in group) and \
                     not fact.check_preconditions(state, host):
-                group.append((key, fact, fact_kwargs, one))
+                # A fact that must run before the others read (the run lock) goes first.
+                group.insert(0 if getattr(fact, "survey_first", False) else len(group),
+                             (key, fact, fact_kwargs, one))
     answers.reading += 1  # the survey's own command is not a change
     try:
         for connector, items in groups.values():
@@ -196,6 +198,15 @@ def read(host: Host, reads: list[Read]) -> None:
                 _answer(host, answers, connector, items)
     finally:
         answers.reading -= 1
+
+
+def forget(host: Host) -> None:
+    """Drop what was read on ``host``: its reads go to the host again (read while another run
+    held it, say), until ``read`` reads them anew."""
+    answers = _ANSWERS.get(host.name)
+    if answers is not None:
+        answers.values.clear()
+        answers.after.clear()
 
 
 def _answer(host: Host, answers: _Answers, connector: dict,

@@ -19,7 +19,7 @@ from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.connectors.util import clear_askpass_cache
 
-from operations import drivers, report, survey
+from operations import drivers, report, runlock, survey
 from operations.facts.gpu import NvidiaDriver
 from operations.facts.host import Pid1
 from operations.managers import in_container
@@ -83,6 +83,8 @@ def rebooted(settings: Settings):
         return
     before = state["boot_id"]
     yield from leave_commands(settings)
+    # The session that holds the run lock ends with the reboot: its lease holds it meanwhile.
+    yield from runlock.keep_commands(settings.reboot_timeout_s + runlock.LEASE_S)
     # Detached, so the SSH channel closes before the host goes down (as pyinfra's reboot).
     yield StringCommand("( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &")
 
@@ -90,6 +92,7 @@ def rebooted(settings: Settings):
         return wait_for_new_boot(host, before, settings.reboot_timeout_s)
 
     yield FunctionCommand(back, (), {})
+    yield runlock.renew_command()  # held by this run's new session again
 
 
 def wait_for_new_boot(host, before: str, timeout_s: int) -> bool:  # noqa: ANN001

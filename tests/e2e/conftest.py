@@ -86,9 +86,11 @@ def deploy_with_gateway(tmp_path: Path, preview: bool = False,
     return deploy(fleet=fleet, preview=preview)
 
 
-def start_deploy(tmp_path: Path, overrides: dict[str, dict]) -> subprocess.Popen:
-    """A deploy of some lab hosts, running in the background, for faults during a run."""
-    return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
+def start_deploy(tmp_path: Path, overrides: dict[str, dict],
+                 cwd: Path = ROOT) -> subprocess.Popen:
+    """A deploy of some lab hosts, running in the background, for faults during a run;
+    ``cwd``: the checkout it runs from."""
+    return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=cwd,
                             env=_env(fleet_file(tmp_path, overrides)), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,11 +15,14 @@ import pytest
 from lab.processes import descendants
 from tests.e2e.conftest import (
     LAB_DIR,
+    ROOT,
     HeldIndex,
     changed_hosts,
     curl,
     deploy,
     healthy_hosts,
+    journal_after,
+    journal_cursor,
     lab,
     lab_hosts,
     round_trips,
@@ -228,6 +232,10 @@ def test_deploy_interrupted_during_the_venv_install_converges_next_time(fleet, t
     again = deploy(tmp_path, {"lab-1": {}})
     assert again.returncode == 0, again.stdout[-3000:]
     assert curl("lab-1", "/health")[0] == 200
+    # The killed run's lock did not stop this one: its connection was gone, and it says so.
+    assert re.search(r"lab-1: took over the run lock from the run of \S+ \(pid "
+                     rf"{running.pid}, since [^)]+\): its connection to this host is gone",
+                     again.stdout), again.stdout[-3000:]
 
 
 def test_bad_setting_stops_the_run_before_any_operation(fleet, tmp_path):
@@ -259,6 +267,44 @@ def running(processes: list[tuple[int, str]]) -> list[int]:
         if fields[19] == started and fields[0] not in "ZX":
             alive.append(pid)
     return alive
+
+
+def other_checkout(tmp_path: Path) -> Path:
+    """A second checkout of this tree (what git tracks and would track), as a second operator
+    has: its own directory, fleet file and modules."""
+    copy = tmp_path / "checkout-b"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    return copy
+
+
+def test_two_deploys_started_together_change_and_restart_each_host_once(fleet, tmp_path):
+    change = {"lab-1": {"profile": "debugging"}, "lab-2": {"profile": "debugging"}}
+    cursors = {name: journal_cursor(name) for name in change}
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    runs = [start_deploy(a_dir, change), start_deploy(b_dir, change, cwd=other_checkout(tmp_path))]
+    try:
+        outs = [run.communicate(timeout=900)[0] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    for run, out in zip(runs, outs, strict=True):
+        assert run.returncode == 0, out[-3000:]
+        assert {"lab-1", "lab-2"} <= healthy_hosts(out), out[-3000:]
+    changed = [changed_hosts(out) & set(change) for out in outs]
+    assert changed[0].isdisjoint(changed[1]) and changed[0] | changed[1] == set(change), changed
+    for name, cursor in cursors.items():  # one start of each server, by whichever run
+        assert journal_after(name, cursor).count("Started sglang.service") == 1, name
+    naming = [out for run, out in zip(runs[::-1], outs, strict=True)
+              if re.search(rf"held by the run of \S+ \(pid {run.pid}, since ", out)]
+    assert naming, "neither run named the other"
+    assert "Could not get lock" not in "".join(outs)  # no two apt-gets at once
 
 
 def test_lab_down_leaves_nothing_behind(fleet):
