@@ -1,5 +1,9 @@
 """A worker's membership in an sglang-router, through the router's own worker API; run on the
-worker with the system python3:  router_member.py ACTION ROUTER_URL WORKER_URL [TIMEOUT_S]
+worker with the system python3 (as root):
+
+    router_member.py ACTION ROUTER_URL WORKER_URL KEY_FILE [TIMEOUT_S]
+
+KEY_FILE holds the router's control key (the API answers nothing without it).
 
 ACTION: "state" prints {"member": bool, "healthy": bool} ({"error": ...} when the router does
 not answer); "join" adds the worker and waits until the router calls it healthy; "leave" removes
@@ -13,11 +17,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+HEADERS = {"Content-Type": "application/json"}
+
 
 def call(method: str, url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers=HEADERS)
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read() or b"{}")
 
@@ -27,9 +32,20 @@ def entry(router: str, worker: str) -> dict | None:
     return next((w for w in workers if w.get("url") == worker), None)
 
 
-def main(action: str, router: str, worker: str, timeout: float = 60) -> int:
+def main(action: str, router: str, worker: str, key_file: str, timeout: float = 60) -> int:
+    try:
+        with open(key_file) as key:
+            HEADERS["Authorization"] = f"Bearer {key.read().strip()}"
+    except OSError as error:
+        print(json.dumps({"error": f"no router control key at {key_file}: {error.strerror}"}))
+        return 1
     try:
         found = entry(router, worker)
+    except urllib.error.HTTPError as error:
+        # The router answers, and refuses: leaving is not done (it may still send requests).
+        print(json.dumps({"error": f"router {router} refused its worker API: HTTP {error.code}"
+                                   " (is ROUTER_CONTROL_KEY the one its gateway was given?)"}))
+        return 1
     except (OSError, ValueError) as error:
         # A router that does not answer sends this worker nothing: leaving is done.
         print(json.dumps({"error": f"router {router} does not answer: {error}"}))
@@ -57,4 +73,4 @@ def main(action: str, router: str, worker: str, timeout: float = 60) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], *map(float, sys.argv[4:5])))
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], *map(float, sys.argv[5:6])))

@@ -54,7 +54,7 @@ from lab.hosts import (  # noqa: E402
     wait_up,
     without_supervisor_service,
 )
-from lab.inventory import LAB_DIR, LOCK  # noqa: E402
+from lab.inventory import LAB_DIR, LOCK, SECRETS, write_secrets  # noqa: E402
 from lab.limits import raise_limits, restore_limits  # noqa: E402
 from lab.processes import (  # noqa: E402
     RUN,
@@ -113,6 +113,7 @@ def up(count: int, profiles: list[str] | None, gateway: bool = False,
              for number, profile in enumerate(chosen, start=1)]
     if gateway:
         hosts.append(dict(GATEWAY_HOST))
+        write_secrets()  # the routers' control key, as an operator keeps it (outside the repo)
     for host in hosts:
         root = prepare_host(host["name"], host["address"], host["profile"])
         if host.get("container"):
@@ -138,6 +139,7 @@ def _lab_mounts() -> list[str]:
 def down(purge: bool) -> None:
     require_root_and_tools()
     (LAB_DIR / "hosts.json").unlink(missing_ok=True)
+    SECRETS.unlink(missing_ok=True)
     if RUN.exists():
         host_pids = [int(p.read_text()) for p in sorted(RUN.glob("host-*.pid"))
                      if p.read_text().strip().isdigit()]

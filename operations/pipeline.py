@@ -16,6 +16,7 @@ from types import ModuleType
 from operations import roles, rollout, survey
 from operations.settings import Settings
 from operations.stages import (
+    control_key,
     driver,
     examine,
     gateway,
@@ -32,7 +33,7 @@ from operations.stages import (
 WHEELHOUSE = (wheelhouse,)
 GATEWAY = (gateway,)
 # A worker: prepared all at once, then converged in its rolling batch (operations/rollout.py).
-WORKER_PREPARE = (preflight, system_packages, weights)
+WORKER_PREPARE = (preflight, control_key, system_packages, weights)
 WORKER_ROLL = (driver, python_env, service, health, membership)
 # The read-only scripts, on workers.
 PREFLIGHT = (preflight,)

@@ -52,8 +52,10 @@ def fingerprint(host_name: str, settings: Settings) -> str:
     (as a digest: a new API key restarts servers too)."""
     values = {name: getattr(settings, name) for name in RESTART_SETTINGS}
     values["stack_packages"] = settings.stack_def().packages
+    server_secrets = {name: value for name, value in secrets.load(host_name, settings).items()
+                      if name in secrets.SERVER_NAMES}  # a new router key restarts no server
     values["secrets"] = hashlib.sha256(json.dumps(
-        secrets.load(host_name, settings), sort_keys=True).encode()).hexdigest()
+        server_secrets, sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
+from pyinfra.api import operation
 from pyinfra.api.host import Host
 
-from operations import FILES_DIR
+from operations import FILES_DIR, secrets, survey
 from operations.roles import address, router_urls
 from operations.settings import Settings
 
 MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
-
+# The routers' control key (the ROUTER_CONTROL_KEY secret), root-only: on a gateway, where its
+# router's unit loads it; on a worker, where its membership commands read it.
+GATEWAY_KEY_PATH = "/etc/sglang-router/control-key"
+WORKER_KEY_PATH = "/etc/sglang/router-control-key"
 
 
 # How long a worker waits for a router to call it healthy after joining (router checks every
@@ -28,18 +32,36 @@ MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
 JOIN_TIMEOUT_S = 60
 
 
-
 def worker_url(of: Host, settings: Settings) -> str:
     return f"http://{address(of)}:{settings.port}"
 
 
+def member_args(action: str, router: str, settings: Settings) -> tuple[str, ...]:
+    """router_member.py's arguments for this worker (``action``: state, join or leave)."""
+    return (action, router, worker_url(host, settings), WORKER_KEY_PATH)
+
 
 def member_command(action: str, router: str, settings: Settings) -> str:
-    return shlex.join(["python3", "-c", MEMBER_CODE, action, router,
-                       worker_url(host, settings), str(JOIN_TIMEOUT_S)])
-
+    return shlex.join(["python3", "-c", MEMBER_CODE, *member_args(action, router, settings),
+                       str(JOIN_TIMEOUT_S)])
 
 
 def leave_commands(settings: Settings) -> list[str]:
     """Before this worker's server restarts: out of every router, so no request reaches it."""
     return [member_command("leave", router, settings) for router in router_urls()]
+
+
+@operation(is_idempotent=True)
+def control_key_written(settings: Settings, path: str):
+    """The routers' control key (ROUTER_CONTROL_KEY) at ``path``, root-only, written without
+    printing it.
+
+    + settings: the host's validated settings
+    + path: GATEWAY_KEY_PATH or WORKER_KEY_PATH
+    """
+    yield from secrets.put_private(path, secrets.load(host.name, settings)["ROUTER_CONTROL_KEY"]
+                                   + "\n")
+
+
+def control_key_reads(path: str) -> list[survey.Read]:
+    return secrets.private_reads(path)

@@ -77,6 +77,21 @@ def _pin_fleet_once(fleet: dict[str, Settings], ask_hub: bool) -> None:
         print(f"--> {line}")
 
 
+def _router_key_given(fleet: dict[str, Settings]) -> None:
+    """A fleet with gateways has the routers' control key on every gateway and worker: their
+    routers add and remove workers for that key only (operations/router.py)."""
+    gateways = [h.name for h in inventory if roles.is_gateway(h)]
+    for name, settings in fleet.items():
+        of = inventory.get_host(name)
+        if gateways and (roles.is_gateway(of) or roles.is_worker(of)) and \
+                "ROUTER_CONTROL_KEY" not in secrets.load(name, settings):
+            raise SettingsError(
+                f"{name}: secret ROUTER_CONTROL_KEY: missing: the routers of "
+                f"{', '.join(gateways)} add and remove workers only for the fleet's control key; "
+                "give it in the environment or the secrets_file (a long random string, the same "
+                "for the whole fleet)")
+
+
 def host_settings(verb: str) -> Settings:
     """This host's validated settings. Every host's settings and secrets are checked first: one
     bad value anywhere stops the run before any host is touched. The fleet's models are pinned
@@ -91,6 +106,7 @@ def host_settings(verb: str) -> Settings:
                                             rolling={h.name for h in roles.workers()}))
                 for name, settings in fleet.items():
                     secrets.load(name, settings)
+                _router_key_given(fleet)
             except SettingsError as error:
                 fleet.clear()
                 _refuse(str(error), "correct the setting named (README: Settings), then run "

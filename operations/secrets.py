@@ -1,6 +1,8 @@
-"""Secrets from the control machine: the Hugging Face token and the SGLang API key.
+"""Secrets from the control machine: the Hugging Face token, the SGLang API key and the routers'
+control key (what adds and removes workers: the fleet has it, no one else).
 
-They come from the control machine's environment (HF_TOKEN, SGLANG_API_KEY) or from a secrets
+They come from the control machine's environment (HF_TOKEN, SGLANG_API_KEY, ROUTER_CONTROL_KEY)
+or from a secrets
 file outside the repository named by the ``secrets_file`` setting (KEY=VALUE lines). They reach a
 host only as root-owned 0600 files written without printing their contents: never pyinfra's
 output (not even with --diff), the unit file, a process's argv or the journal.
@@ -24,7 +26,8 @@ from pyinfra.operations import files
 from operations import survey
 from operations.settings import Settings, SettingsError
 
-NAMES = ("HF_TOKEN", "SGLANG_API_KEY")
+NAMES = ("HF_TOKEN", "SGLANG_API_KEY", "ROUTER_CONTROL_KEY")
+SERVER_NAMES = ("HF_TOKEN", "SGLANG_API_KEY")  # what the server itself runs with
 REPO = Path(__file__).resolve().parent.parent
 
 

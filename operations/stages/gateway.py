@@ -26,7 +26,12 @@ from operations.facts.host import Pid1, UserExists
 from operations.facts.venv import Distributions
 from operations.outcome import Done, refused_without_systemd
 from operations.roles import settings_of, workers
-from operations.router import worker_url
+from operations.router import (
+    GATEWAY_KEY_PATH,
+    control_key_reads,
+    control_key_written,
+    worker_url,
+)
 from operations.settings import Settings
 from operations.users import system_user
 from operations.venv import pip_install
@@ -56,10 +61,15 @@ def router_installed(settings: Settings):
     yield StringCommand(shlex.join([*pip, f"sglang-router=={settings.router_version}"]))
 
 
+def launcher_path(settings: Settings) -> str:
+    return f"{settings.router_dir}/router_launch.py"
+
+
 def reads(settings: Settings) -> list[survey.Read]:
     """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
     return [survey.Read(Pid1), *survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
             survey.Read(Distributions, {"python": f"{router_venv(settings)}/bin/python"}),
+            *control_key_reads(GATEWAY_KEY_PATH), *survey.put_reads(launcher_path(settings)),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 
@@ -73,14 +83,20 @@ def apply(settings: Settings, done: Done) -> None:
     system_user(name=f"System user {ROUTER_USER}", user=ROUTER_USER, home=settings.router_dir)
     venv = router_installed(name=f"sglang-router {settings.router_version} in its venv",
                             settings=settings)
+    key = control_key_written(name="The routers' control key (root-only)", settings=settings,
+                              path=GATEWAY_KEY_PATH)
+    launcher = files.put(name="The router's launcher (the key from its credential)",
+                         src=str(FILES_DIR / "router_launch.py"), dest=launcher_path(settings),
+                         mode="644")
     urls = [worker_url(h, settings_of(h)) for h in workers()]
     unit = files.template(
         name=f"{UNIT} in front of {len(urls)} workers",
         src=str(FILES_DIR / "sglang-router.service.j2"),
         dest=f"/etc/systemd/system/{UNIT}", settings=settings, venv=router_venv(settings),
-        worker_urls=urls, router_user=ROUTER_USER)
+        worker_urls=urls, router_user=ROUTER_USER, key_path=GATEWAY_KEY_PATH,
+        launcher=launcher_path(settings))
     restarts.after(name=f"{UNIT} restarted after a change", service=UNIT,
-                   changes=[unit, venv], daemon_reload=True)
+                   changes=[unit, venv, key, launcher], daemon_reload=True)
     systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
                     enabled=True)
 

@@ -18,7 +18,7 @@ from operations.facts.python import PythonJson
 from operations.outcome import Done
 from operations.report import note
 from operations.roles import is_gateway, router_urls
-from operations.router import MEMBER_CODE, member_command, worker_url
+from operations.router import MEMBER_CODE, member_args, member_command
 from operations.settings import Settings
 
 
@@ -26,7 +26,7 @@ def reads(settings: Settings) -> list[survey.Read]:
     """What ``joined`` reads: the routers' view of this worker (stale once a gateway changed)."""
     gateways = tuple(h.name for h in inventory if is_gateway(h))
     return [survey.Read(PythonJson, {"python": "python3", "code": MEMBER_CODE,
-                                     "args": ("state", router, worker_url(host, settings))},
+                                     "args": member_args("state", router, settings)},
                         after=gateways) for router in router_urls()]
 
 
@@ -38,7 +38,7 @@ def joined(settings: Settings):
     """
     for router in router_urls():
         found = host.get_fact(PythonJson, python="python3", code=MEMBER_CODE,
-                              args=("state", router, worker_url(host, settings)))
+                              args=member_args("state", router, settings))
         if "error" in found:
             note(host.name, f"not joined to the router: {found['error']}")
         elif not found["healthy"]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab.hosts import GATEWAY_HOST, ssh_argv
+from lab.inventory import router_key
 from lab.stacks import GATEWAY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,9 +134,23 @@ class HeldIndex:
 ROUTER = f"http://{GATEWAY_HOST['address']}:30000"  # lab-gw's router
 
 
+def router_call(method: str, path: str, body: str | None = None,
+                key: str | None = None) -> tuple[int, str]:
+    """(status, body) of one call to lab-gw's router from this machine: an address outside the
+    inventory. ``key``: sent as the control key (through curl's stdin: in no argv)."""
+    out = subprocess.run(
+        ["curl", "-s", "-m", "10", "-X", method, "-w", "\n%{http_code}", "-H", "@-",
+         f"{ROUTER}{path}", *(["-H", "Content-Type: application/json", "-d", body] if body
+                              else [])],
+        input=f"Authorization: Bearer {key}\n" if key else "", capture_output=True,
+        text=True).stdout
+    reply, _, code = out.rpartition("\n")
+    return int(code or 0), reply
+
+
 def router_workers() -> dict[str, bool]:
-    out = subprocess.run(["curl", "-s", "-m", "10", f"{ROUTER}/workers"], capture_output=True,
-                         text=True).stdout
+    status, out = router_call("GET", "/workers", key=router_key())
+    assert status == 200, out
     return {w["url"]: w["is_healthy"] for w in json.loads(out)["workers"]}
 
 

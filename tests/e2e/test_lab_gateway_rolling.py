@@ -11,16 +11,19 @@ import subprocess
 
 import pytest
 
+from lab.inventory import router_key
 from tests.e2e.conftest import (
     LAB,
     LAB_DIR,
     ROOT,
     changed_hosts,
+    deploy,
     deploy_with_gateway,
     failures_by_test,
     lab,
     requests_through_the_router,
     routed_generate,
+    router_call,
     router_workers,
     ssh,
     url,
@@ -81,6 +84,39 @@ def test_the_router_runs_as_its_own_sandboxed_user(first):
                           "sglang-router.service").stdout
     assert "User=sglang-router" in found and "ActiveState=active" in found
     assert "NoNewPrivileges=yes" in found
+
+
+def test_only_the_fleet_changes_the_routers_workers(first):
+    """From this machine, an address outside the inventory: served, but it can neither add nor
+    remove a worker (nor list them) without the fleet's control key; the key is in no argv and
+    no unit file on the gateway."""
+    assert routed_generate()[0] == 200
+    listing = json.loads(router_call("GET", "/workers", key=router_key())[1])["workers"]
+    worker = next(w["id"] for w in listing if w["url"] == url("lab-1"))
+    before = router_workers()
+    for key in (None, "not-the-fleets-key"):
+        assert router_call("GET", "/workers", key=key)[0] == 401
+        assert router_call("POST", "/workers", body=json.dumps({"url": "http://10.213.0.99:8000"}),
+                           key=key)[0] == 401
+        assert router_call("DELETE", f"/workers/{worker}", key=key)[0] == 401
+    assert router_workers() == before  # nothing added or removed
+    gateway = ssh("lab-gw", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; "
+                            "cat /etc/systemd/system/sglang-router.service").stdout
+    assert router_key() not in gateway and "sglang_router" in gateway
+    mode = ssh("lab-gw", "stat -c '%a %U' /etc/sglang-router/control-key").stdout.split()
+    assert mode == ["600", "root"]
+
+
+def test_a_fleet_with_a_gateway_and_no_control_key_is_refused(first, tmp_path, monkeypatch):
+    monkeypatch.delenv("ROUTER_CONTROL_KEY", raising=False)
+    fleet = tmp_path / "fleet.py"
+    fleet.write_text("from lab.inventory import lab_gateways, lab_hosts\n"
+                     "gpu_servers = [(n, {**d, 'secrets_file': None}) for n, d in lab_hosts()]\n"
+                     "sglang_gateways = sglang_wheelhouse = lab_gateways()\n")
+    result = deploy(fleet=fleet)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "lab-1: secret ROUTER_CONTROL_KEY: missing" in out and "Traceback" not in out
 
 
 def hosts_state() -> dict[str, str]:

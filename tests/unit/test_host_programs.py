@@ -34,6 +34,7 @@ from operations.facts.venv import (
     TORCH_KERNEL_CODE,
     refusal_line,
 )
+from operations.router import MEMBER_CODE
 from operations.server_files import env_value
 from tests.conftest import ROOT
 
@@ -135,32 +136,79 @@ WORKERS = {"workers": [{"url": "http://10.0.0.1:30000", "is_healthy": True},
                        {"url": "http://10.0.0.2:30000", "is_healthy": False}]}
 
 
-def test_router_view_gives_the_workers_and_one_generate(stub):
+@pytest.fixture
+def key_file(tmp_path: Path) -> str:
+    (tmp_path / "control-key").write_text("fleet-key\n")
+    return str(tmp_path / "control-key")
+
+
+def test_router_view_gives_the_workers_and_one_generate(stub, key_file):
     router = stub({("GET", "/workers"): (200, WORKERS),
                    ("POST", "/generate"): (200, {"text": " Paris.",
                                                  "meta_info": {"completion_tokens": 4}})})
-    assert run(ROUTER_CODE, router.url) == {
+    assert run(ROUTER_CODE, router.url, key_file) == {
         "workers": {"http://10.0.0.1:30000": True, "http://10.0.0.2:30000": False},
         "generate": {"status": 200, "tokens": 4}}
-    (_, _, _, _), (method, path, headers, body) = router.asked
+    (_, _, listing_headers, _), (method, path, headers, body) = router.asked
+    assert listing_headers["Authorization"] == "Bearer fleet-key"  # the control plane's key
+    assert "Authorization" not in headers  # a request to be served needs none
     assert (method, path, headers["Content-Type"]) == ("POST", "/generate", "application/json")
     assert json.loads(body) == {"text": "The capital of France is",
                                 "sampling_params": {"max_new_tokens": 4}}
 
 
-def test_router_view_gives_a_refused_generate_its_status(stub):
+def test_router_view_gives_a_refused_generate_its_status(stub, key_file):
     router = stub({("GET", "/workers"): (200, WORKERS),
                    ("POST", "/generate"): (503, {"error": "no healthy worker"})})
-    assert run(ROUTER_CODE, router.url)["generate"] == {"status": 503, "tokens": 0}
+    assert run(ROUTER_CODE, router.url, key_file)["generate"] == {"status": 503, "tokens": 0}
     router.routes[("POST", "/generate")] = (200, {"text": ""})  # no meta_info: no tokens
-    assert run(ROUTER_CODE, router.url)["generate"] == {"status": 200, "tokens": 0}
+    assert run(ROUTER_CODE, router.url, key_file)["generate"] == {"status": 200, "tokens": 0}
 
 
-def test_router_view_says_when_the_router_does_not_answer(closed_port):
+def test_router_view_says_the_router_refused_its_control_key(stub, key_file):
+    router = stub({("GET", "/workers"): (401, {"error": "unauthorized"})})
+    found = run(ROUTER_CODE, router.url, key_file)
+    assert found == {"error": f"router {router.url} refused GET /workers: HTTP 401 (its "
+                              "control key)"}
+
+
+def test_router_view_says_when_the_key_is_missing(stub, tmp_path):
+    router = stub({("GET", "/workers"): (200, WORKERS)})
+    found = run(ROUTER_CODE, router.url, str(tmp_path / "absent"))
+    assert found["error"].startswith(f"no router control key at {tmp_path / 'absent'}")
+    assert router.asked == []
+
+
+def test_router_view_says_when_the_router_does_not_answer(closed_port, key_file):
     router = f"http://127.0.0.1:{closed_port}"
-    found = run(ROUTER_CODE, router)
+    found = run(ROUTER_CODE, router, key_file)
     assert list(found) == ["error"]
     assert found["error"].startswith(f"router {router} does not answer: ")
+
+
+# MEMBER_CODE: a worker's membership through the router's worker API, with the control key.
+
+def test_router_member_reads_its_state_with_the_control_key(stub, key_file):
+    router = stub({("GET", "/workers"): (200, WORKERS)})
+    assert run(MEMBER_CODE, "state", router.url, "http://10.0.0.2:30000", key_file) == {
+        "member": True, "healthy": False}
+    assert router.asked[0][2]["Authorization"] == "Bearer fleet-key"
+
+
+def test_router_member_refused_by_the_router_fails_and_says_which_key(stub, key_file):
+    router = stub({("GET", "/workers"): (401, {"error": "unauthorized"})})
+    found = run(MEMBER_CODE, "leave", router.url, "http://10.0.0.2:30000", key_file)
+    assert found["status"] == 1  # not "left": the router may still send it requests
+    assert "refused its worker API: HTTP 401" in found["error"]
+    assert "ROUTER_CONTROL_KEY" in found["error"]
+
+
+def test_router_member_without_its_key_file_fails_before_asking(stub, tmp_path):
+    router = stub({("GET", "/workers"): (200, WORKERS)})
+    found = run(MEMBER_CODE, "join", router.url, "http://10.0.0.2:30000",
+                str(tmp_path / "absent"))
+    assert found["status"] == 1 and "no router control key at" in found["error"]
+    assert router.asked == []
 
 
 # PYTHON_BATCH_CODE: several snippets in one python3, each marked with its exit status.

@@ -24,7 +24,7 @@ from operations.checks import gather
 from operations.facts.python import PythonJson
 from operations.facts.service import HEALTH_CODE, ROUTER_CODE
 from operations.hub import Pin
-from operations.router import worker_url
+from operations.router import GATEWAY_KEY_PATH, worker_url
 from operations.settings import Settings, fleet_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,8 @@ def evidence(request) -> dict[str, dict]:
             if "gateway" in target.roles:
                 found["router"] = run_fact(target.host, PythonJson, {
                     "python": "python3", "code": ROUTER_CODE,
-                    "args": (f"http://127.0.0.1:{target.settings.router_port}",)})
+                    "args": (f"http://127.0.0.1:{target.settings.router_port}",
+                             GATEWAY_KEY_PATH)})
             if "wheelhouse" in target.roles:
                 found["locks"] = {stack: run_fact(target.host, PythonJson, {
                     "python": "python3", "code": HEALTH_CODE, "args": (
