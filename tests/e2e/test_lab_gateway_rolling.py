@@ -102,7 +102,7 @@ def test_only_the_fleet_changes_the_routers_workers(first):
     assert router_workers() == before  # nothing added or removed
     gateway = ssh("lab-gw", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; "
                             "cat /etc/systemd/system/sglang-router.service").stdout
-    assert router_key() not in gateway and "sglang_router" in gateway
+    assert router_key() not in gateway and "sglang::router" in gateway  # its process, read
     mode = ssh("lab-gw", "stat -c '%a %U' /etc/sglang-router/control-key").stdout.split()
     assert mode == ["600", "root"]
 
