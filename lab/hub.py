@@ -99,7 +99,10 @@ class RefusalError(Exception):
 TREE_PAGE = 4  # entries per page of a tree listing (the Hub's are larger; the lab's model is 7)
 
 
-def make_handler(root: Path, stats: dict, prefix: str = ""):
+def make_handler(root: Path, stats: dict, prefix: str = "", cdn: str | None = None):
+    """``cdn``: the base URL of another server of this handler (another host, as the real Hub's
+    CDN is): LFS files are then redirected there (302), as the real Hub redirects them; the
+    CDN serves them without asking who is calling, and notes any Authorization it was sent."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -165,6 +168,16 @@ def make_handler(root: Path, stats: dict, prefix: str = ""):
                     return self.api(path[len("/api/models/"):], parts.query)
                 if "/resolve/" in path:
                     return self.resolve(path)
+                if path.startswith("/cdn/"):  # a signed URL: no Authorization needed
+                    with lock:
+                        stats.setdefault("cdn_authorization", []).append(
+                            self.headers.get("Authorization"))
+                    repo_commit, _, name = path[len("/cdn/"):].rpartition("/")
+                    file = root / repo_commit.rsplit("/", 1)[0] / "commits" / \
+                        repo_commit.rsplit("/", 1)[1] / name
+                    if not file.is_file():
+                        raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
+                    return self.serve_file(f"{repo_commit}/{name}", file.read_bytes(), {})
                 raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
             except RefusalError as refusal:
                 body = json.dumps({"error": refusal.message}).encode()
@@ -213,17 +226,22 @@ def make_handler(root: Path, stats: dict, prefix: str = ""):
                        "X-Linked-Size": str(len(data))}
             if "lfs" in found:
                 headers["X-Linked-Etag"] = f'"{etag}"'
+                if cdn:  # the real Hub: a 302 to its CDN, on another host
+                    where = f"{cdn}/cdn/{urllib.parse.quote(f'{repo}/{commit}/{name}')}"
+                    return self.send(302, b"", {**headers, "Location": where})
+            return self.serve_file(f"{repo}/{commit}/{name}", data, headers)
+
+        def serve_file(self, key: str, data: bytes, headers: dict[str, str]) -> None:
             if self.command == "HEAD":
                 return self.send(200, data, headers, "application/octet-stream")
             with lock:
-                key = f"{repo}/{commit}/{name}"
                 stats["gets"][key] = stats["gets"].get(key, 0) + 1
                 stats["bytes"] += len(data)
             if (root / "stall").exists():  # half the bytes, then nothing until released
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data[:len(data) // 2])
                 self.wfile.flush()

@@ -243,9 +243,9 @@ class Settings:
     pip_proxy: str | None = _setting(None, "HTTP proxy for pip on the host.", rule=url)
     pip_cert: str | None = _setting(None, "CA bundle on the host for pip (absolute path).",
                                     rule=absolute_path)
-    secrets_file: str | None = _setting(None, "Control-machine file with HF_TOKEN= and "
-                                        "SGLANG_API_KEY= lines (outside the repo); the "
-                                        "environment's HF_TOKEN / SGLANG_API_KEY win.",
+    secrets_file: str | None = _setting(None, "Control-machine file with HF_TOKEN=, "
+                                        "SGLANG_API_KEY= and ROUTER_CONTROL_KEY= lines "
+                                        "(outside the repo); the environment's win.",
                                         rule=absolute_path)
     custom_stacks: dict = _setting({}, "Extra stacks by name (Stack objects), e.g. a mirror's.",
                                    rule=stack_map)

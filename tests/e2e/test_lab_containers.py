@@ -5,10 +5,15 @@ is too old for the stack) behind the gateway. Tests run in file order and share 
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 
 import pytest
 
+from lab.hosts import ssh_argv
+from lab.inventory import router_key
+from operations import runlock
 from tests.e2e.conftest import (
     changed_hosts,
     curl,
@@ -18,6 +23,7 @@ from tests.e2e.conftest import (
     failures_by_test,
     healthy_hosts,
     lab,
+    lab_hosts,
     requests_through_the_router,
     routed_generate,
     router_workers,
@@ -124,7 +130,7 @@ def test_secrets_reach_the_supervised_server_and_never_leak(first, tmp_path, mon
     result = deploy(fleet=fleet, extra=("-vvv", "--diff"))
     out = result.stdout + result.stderr
     assert healthy_hosts(out) >= set(SERVING), out[-3000:]
-    for secret in (token, key):
+    for secret in (token, key, router_key()):
         assert secret not in out, "pyinfra printed a secret"
         half = len(secret) // 2  # the pattern goes through a file: no argv of the search has it
         leaks = ssh(RUNPOD, f"a={secret[:half]}; b={secret[half:]}; printf '%s\\n' \"$a$b\" "
@@ -156,6 +162,45 @@ def test_a_host_without_sftp_left_on_sftp_fails_alone_naming_the_setting(first, 
             "ssh_file_transfer_protocol to 'scp' for it in the inventory") in out, out[-3000:]
     assert healthy_hosts(out) >= {SYSTEMD, VAST}, out[-3000:]
     assert f"2 of 5 hosts failed: {RUNPOD}, {OLD_DRIVER}" in out
+
+
+def test_a_container_held_by_another_live_run_is_left_alone_named_then_taken_over(
+        first, tmp_path):
+    """Another operator's run holds the RunPod-like container (its SSH session took the run
+    lock and stays open): a deploy that will not wait leaves that host alone, names the
+    holder and writes nothing there; once that session is gone, the next deploy takes the
+    lock over and says so."""
+    holder = {"run": "other-run", "control": "ops-2", "user": "bob", "pid": 777,
+              "since": "2026-12-02 01:00:00 UTC", "started": 1.0}
+    take = shlex.join(["python3", "-c", runlock.CODE, "take", runlock.PATH,
+                       json.dumps(holder), "300"])
+    other = subprocess.Popen(ssh_argv(lab_hosts()[RUNPOD], f"{take} && exec sleep 600"),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert '"state": "taken"' in other.stdout.readline()
+        before = ssh(RUNPOD, "sha256sum /etc/supervisor/conf.d/sglang.conf").stdout
+        fleet = tmp_path / "fleet.py"  # a change on every host, no wait on any
+        fleet.write_text("from lab.inventory import lab_hosts\n"
+                         "gpu_servers = [(n, {**d, 'max_total_tokens': 1024, "
+                         "'run_lock_wait_s': 0}) for n, d in lab_hosts() if n in "
+                         f"{[SYSTEMD, RUNPOD]!r}]\n")
+        result = deploy(fleet=fleet)
+        out = result.stdout + result.stderr
+        assert (f"{RUNPOD}: left alone: held by the run of bob@ops-2 (pid 777, since "
+                "2026-12-02 01:00:00 UTC)") in out, out[-3000:]
+        assert SYSTEMD in healthy_hosts(out) and f"1 of 2 hosts failed: {RUNPOD}" in out
+        assert ssh(RUNPOD, "sha256sum /etc/supervisor/conf.d/sglang.conf").stdout == before
+    finally:
+        other.kill()  # the other run's control machine goes: its SSH session ends
+        other.wait()
+    # Waiting allowed now: the other session may take a moment to end on the host's side.
+    fleet.write_text(fleet.read_text().replace("'run_lock_wait_s': 0", "'run_lock_wait_s': 120"))
+    again = deploy(fleet=fleet)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert (f"{RUNPOD}: took over the run lock from the run of bob@ops-2 (pid 777, since "
+            "2026-12-02 01:00:00 UTC)") in out, out[-3000:]
+    assert ssh(RUNPOD, f"test -e {runlock.PATH}").returncode != 0  # released at the end
 
 
 def test_after_a_container_restart_diagnose_names_the_supervisor_and_a_deploy_serves_again(

@@ -212,3 +212,38 @@ def test_a_paged_listing_is_walked_through_a_mirror_under_a_path_prefix(tmp_path
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_large_files_redirected_to_another_host_are_fetched_and_the_token_stays_home(tmp_path):
+    """The real Hub answers a large (LFS) file with a 302 to its CDN, on another host: the
+    pin's HEAD and the host's fetch follow it; the Hugging Face token goes to the Hub only,
+    never to the CDN (a gated model's token would otherwise leave for a third party)."""
+    root = tmp_path / "hub"
+    standin.publish(root, "lab/gated", seed=1, gated=True)
+    stats: dict = {"gets": {}, "bytes": 0}
+    cdn = ThreadingHTTPServer(("127.0.0.1", 0), standin.make_handler(root, stats))
+    home = ThreadingHTTPServer(("127.0.0.1", 0), standin.make_handler(
+        root, stats, cdn=f"http://127.0.0.1:{cdn.server_address[1]}"))
+    for server in (cdn, home):
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{home.server_address[1]}"
+        pins, errors, _ = pin(endpoint, tmp_path / "fleet.lock.json", repo="lab/gated",
+                              token=standin.APPROVED_TOKEN)
+        assert not errors, errors
+        found = pins["gpu-01"]
+        token = tmp_path / "hf-token"
+        token.write_text(standin.APPROVED_TOKEN + "\n")
+        fetched = run("fetch", spec(tmp_path, found, {"hub": endpoint}, token_file=str(token)))
+        assert fetched.returncode == 0, fetched.stderr
+        large = [f["path"] for f in found.files if "sha256" in f]
+        assert large, "the repository has LFS files"
+        assert {f"lab/gated/{found.commit}/{name}" for name in large} <= set(stats["gets"])
+        assert stats["cdn_authorization"] and set(stats["cdn_authorization"]) == {None}
+        assert json.loads(run("check", spec(tmp_path, found, {"hub": endpoint}))
+                          .stdout)["ok"] is True
+    finally:
+        for server in (cdn, home):
+            server.shutdown()
+            server.server_close()
