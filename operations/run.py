@@ -43,9 +43,21 @@ def _deploy_file_is_known_to_inspect() -> None:
 _pinning = threading.Lock()  # gevent's, under pyinfra
 
 
+class _Stopped(Exception):  # noqa: N818 (not an error: the run was refused already)
+    """The run was refused while loading another host: this host's load ends quietly."""
+
+
+_refused: list[str] = []
+
+
 def _refuse(what: str, todo: str) -> NoReturn:
     """Stop the run before any host is touched: one block, what and what to do, and a non-zero
-    exit; a refusal is not a crash, so no traceback (unless --debug)."""
+    exit; a refusal is not a crash, so no traceback (unless --debug). Said once: the deploy
+    loads for every host at once, and the other hosts' loads end quietly (a SystemExit left in
+    a greenlet is printed as a traceback as the interpreter exits)."""
+    if _refused:
+        raise _Stopped
+    _refused.append(what)
     if logging.getLogger("pyinfra").isEnabledFor(logging.DEBUG):
         raise  # noqa: PLE0704 (the refusal's own exception, with its traceback)
     raise SystemExit("--> Refused:\n    "
@@ -57,6 +69,8 @@ def _pin_models(fleet: dict[str, Settings], ask_hub: bool) -> None:
     (operations/hub.py), what was newly pinned said once. Without ``ask_hub`` (diagnosis), only
     what the lock file holds."""
     with _pinning:  # the deploy file loads for every host at once, in greenlets
+        if _refused:
+            raise _Stopped
         if not runstate.current().pinned:
             _pin_fleet_once(fleet, ask_hub)
 
