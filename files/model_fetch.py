@@ -5,9 +5,12 @@ hashes for that commit. Runs on the host (standard library only) as root.
     python3 model_fetch.py fetch SPEC    # fetch what is missing or wrong, verify, link
     python3 model_fetch.py check SPEC    # JSON: every file hashed again (verification)
 
-SPEC (JSON): host, repo, commit, files [{path, size, sha256 | blob}], cache (HF_HOME), source
-({"hub": endpoint} or {"mirror": base URL of a staged snapshot}), token_file, stall_timeout_s,
-progress_every_s, record (where the stat record of verified blobs is kept).
+SPEC (JSON): host, repo, commit, files [{path, size, sha256 | blob}] (or files_file and
+files_digest: the list in a file, its sha256: a list of any length, no command line limit),
+cache (HF_HOME), source ({"hub": endpoint} or {"mirror": base URL of a staged snapshot}),
+token_file, stall_timeout_s, progress_every_s, record (where the stat record of verified blobs
+is kept). A list file that is missing or not the one named means "not staged" to status and is
+an error to fetch and check.
 
 The layout is the Hub cache's: hub/models--org--name/blobs/<sha256 or blob sha1> and
 snapshots/<commit>/<path> -> ../../blobs/..., so SGLang and transformers find it offline. A file
@@ -168,21 +171,42 @@ def url_of(spec: dict, file: dict) -> str:
 
 
 def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
-    """Fetch one file to ``target``; returns the hash of the bytes received."""
+    """Fetch one file to ``target``; returns the hash of its bytes. What an earlier transfer
+    left in ``target`` (cut off: the host rebooted, the connection broke) is kept and the rest
+    asked for with a Range request; a source that answers with the whole file (200) starts it
+    again from the first byte. The hash covers the whole file either way."""
     request = urllib.request.Request(url_of(spec, file))
     token_file = spec.get("token_file")
     if token_file and "hub" in spec["source"] and os.path.exists(token_file):
         with open(token_file) as handle:
             request.add_header("Authorization", f"Bearer {handle.read().rstrip(chr(10))}")
+    have = os.path.getsize(target) if os.path.exists(target) else 0
+    if have == file["size"] and hash_file(target, file) == blob_name(file):
+        return blob_name(file)  # all there already (a run stopped before putting it in place)
+    if 0 < have < file["size"]:
+        request.add_header("Range", f"bytes={have}-")
     digest, received = hasher(file), 0
     try:
-        with OPENER.open(request, timeout=spec.get("stall_timeout_s", 60)) as reply, \
-                open(target, "wb") as out:
-            for chunk in iter(lambda: reply.read(CHUNK), b""):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                progress.add(len(chunk))
+        with OPENER.open(request, timeout=spec.get("stall_timeout_s", 60)) as reply:
+            resumed = reply.status == 206 and 0 < have < file["size"]
+            if resumed and not reply.headers.get("Content-Range", "").startswith(
+                    f"bytes {have}-"):
+                raise FetchError(f"{url_of(spec, file)}: asked for bytes {have}- and was sent "
+                                 f"{reply.headers.get('Content-Range')}")
+            with open(target, "r+b" if resumed else "wb") as out:
+                if resumed:  # the bytes kept count in the hash; the transfer goes on after them
+                    for chunk in iter(lambda: out.read(CHUNK), b""):
+                        digest.update(chunk)
+                    received = have
+                    progress.add(have)
+                    print(f"{spec['host']}: {file['path']}: resuming at {have} of "
+                          f"{file['size']} bytes", flush=True)
+                # read1: what has arrived (up to CHUNK), so a cut transfer keeps it all
+                for chunk in iter(lambda: reply.read1(CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    progress.add(len(chunk))
     except urllib.error.HTTPError as error:
         code = error.headers.get("X-Error-Code", "")
         said = error.headers.get("X-Error-Message") or error.reason
@@ -259,8 +283,31 @@ def fetch(spec: dict) -> int:
     return 0
 
 
+def with_files(spec: dict) -> dict:
+    """``spec`` with its file list, read from files_file when it is not inline."""
+    if "files" in spec:
+        return spec
+    try:
+        with open(spec["files_file"], "rb") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise FetchError(f"no file list at {spec['files_file']}: {error.strerror}") from None
+    if hashlib.sha256(text).hexdigest() != spec["files_digest"]:
+        raise FetchError(f"the file list at {spec['files_file']} is not the one named")
+    return {**spec, "files": json.loads(text)}
+
+
 def main(argv: list[str]) -> int:
     mode, spec = argv[0], json.loads(argv[1])
+    try:
+        spec = with_files(spec)
+    except FetchError as error:
+        if mode == "status":  # not written yet: the deploy writes it before it fetches
+            print(json.dumps({"staged": False, "missing_bytes": None, "why": str(error)}))
+            return 0
+        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: {error}",
+              file=sys.stderr, flush=True)
+        return 1
     if mode == "status":
         print(json.dumps(status(spec)))
         return 0

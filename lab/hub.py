@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -48,16 +49,19 @@ def lfs_pointer(data: bytes) -> bytes:
             f"{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n").encode()
 
 
-def publish(root: Path, repo: str, seed: int, gated: bool = False) -> str:
-    """A new commit of ``repo`` holding the tiny model made with ``seed``; ``main`` moves to
-    it. Returns the commit sha. A repository named ``...-AWQ`` holds AWQ's checkpoint layout,
-    as the real one does (the deploy derives --quantization from its config.json)."""
+def publish(root: Path, repo: str, seed: int, gated: bool = False,
+            extra: dict[str, bytes] | None = None) -> str:
+    """A new commit of ``repo`` holding the tiny model made with ``seed`` (and ``extra``
+    files: path in the repository -> bytes); ``main`` moves to it. Returns the commit sha. A
+    repository named ``...-AWQ`` holds AWQ's checkpoint layout, as the real one does (the
+    deploy derives --quantization from its config.json)."""
     from scripts.make_tiny_model import write
 
     folder = root / repo
     with tempfile.TemporaryDirectory() as scratch:
         files = {p.name: p.read_bytes() for p in write(Path(scratch), seed,
                                                        awq=repo.upper().endswith("-AWQ"))}
+    files.update(extra or {})
     state = json.loads((folder / "repo.json").read_text()) if (folder / "repo.json").exists() \
         else {"main": None, "gated": gated}
     tree = hashlib.sha1(json.dumps({n: git_blob_sha1(d) for n, d in sorted(files.items())}
@@ -67,6 +71,7 @@ def publish(root: Path, repo: str, seed: int, gated: bool = False) -> str:
     if not target.exists():
         target.mkdir(parents=True)
         for name, data in files.items():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             (target / name).write_bytes(data)
     state["main"] = commit
     (folder / "repo.json").write_text(json.dumps(state) + "\n")
@@ -232,24 +237,36 @@ def make_handler(root: Path, stats: dict, prefix: str = "", cdn: str | None = No
             return self.serve_file(f"{repo}/{commit}/{name}", data, headers)
 
         def serve_file(self, key: str, data: bytes, headers: dict[str, str]) -> None:
+            """The file, or the part a ``Range: bytes=N-`` asks for (206), as the Hub's CDN
+            serves it; the bytes sent are counted as they go."""
             if self.command == "HEAD":
                 return self.send(200, data, headers, "application/octet-stream")
+            asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            start = int(asked.group(1)) if asked and int(asked.group(1)) < len(data) else 0
+            status = 206 if start else 200
+            if start:
+                headers = {**headers, "Content-Range": f"bytes {start}-{len(data) - 1}/"
+                                                      f"{len(data)}"}
+            body = data[start:]
             with lock:
                 stats["gets"][key] = stats["gets"].get(key, 0) + 1
-                stats["bytes"] += len(data)
-            if (root / "stall").exists():  # half the bytes, then nothing until released
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data[:len(data) // 2])
-                self.wfile.flush()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            stalling = (root / "stall").exists()  # half the file, then nothing until released
+            sent = body[:max(len(data) // 2 - start, 0)] if stalling else body
+            self.wfile.write(sent)
+            self.wfile.flush()
+            with lock:
+                stats["bytes"] += len(sent)
+            if stalling:
                 while (root / "stall").exists():
                     time.sleep(0.2)
                 self.close_connection = True
-                return None
-            return self.send(200, data, headers, "application/octet-stream")
+            return None
 
     return Handler
 

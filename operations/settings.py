@@ -146,6 +146,16 @@ def flag_words(value: Any) -> Why:
     return None
 
 
+def patterns(value: Any) -> Why:
+    """Shell patterns on paths in a repository: printable, one line each."""
+    if not isinstance(value, list) or not all(isinstance(word, str) and word for word in value):
+        return "must be a list of non-empty strings"
+    for word in value:
+        if not word.isprintable():
+            return Part(word, "each pattern must be printable, on one line")
+    return None
+
+
 def environment_map(value: Any) -> Why:
     if isinstance(value, dict) and all(
             isinstance(k, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", k) and isinstance(v, str)
@@ -198,6 +208,11 @@ class Settings:
                                 "of it, that model snapshots are fetched from.",
                                 rule=matches(r"https?://[A-Za-z0-9._~:/@%-]+",
                                              "must be an http(s) URL"))
+    model_files_add: list = _setting([], "Shell patterns of model files to stage although "
+                                     "the server would not load them (operations/"
+                                     "model_files.py).", rule=patterns)
+    model_files_skip: list = _setting([], "Shell patterns of model files never to stage.",
+                                      rule=patterns)
     model_stall_timeout_s: int = _setting(120, "A model transfer that sends nothing for this "
                                           "long fails (no hanging run).", rule=integer(1))
     bind_address: str = _setting("0.0.0.0", "Address the server listens on (--host).",

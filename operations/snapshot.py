@@ -10,55 +10,91 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
+from dataclasses import replace
+from io import StringIO
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, Sha256File
+from pyinfra.operations import files
 
-from operations import FILES_DIR, hub, roles, runstate, secrets, survey
+from operations import FILES_DIR, hub, model_files, roles, runstate, secrets, survey
 from operations.facts.python import PythonJson
 from operations.settings import Settings
 
 MODEL_FETCH_CODE = (FILES_DIR / "model_fetch.py").read_text()
 
 
-
 TOKEN_PATH = "/etc/sglang/hf-token"  # only on hosts that fetch from the Hub
 
 
-
 MIRROR_PATH = "_models"  # under the wheelhouse's served root
-
 
 
 def wheelhouse_cache(settings: Settings) -> str:
     return f"{settings.wheelhouse_dir}/models"
 
 
+LISTS_DIR = "/var/lib/sglang-fleet/model-files"  # the fetchers' file lists, by content
+
+
+def selected(settings: Settings, pin: hub.Pin) -> hub.Pin:
+    """``pin`` with the files a server loads (operations/model_files.py), as this host's
+    settings add or skip."""
+    return replace(pin, files=model_files.select(pin.files, settings.model_files_add,
+                                                 settings.model_files_skip))
+
+
+def files_list(files: tuple[dict, ...]) -> tuple[str, str]:
+    """(the file list as the fetcher reads it, its sha256)."""
+    text = json.dumps(list(files), sort_keys=True)
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
 
 def spec(settings: Settings, pin: hub.Pin, cache: str, source: dict[str, str],
          record: str, host_name: str | None = None) -> dict[str, Any]:
-    """What the fetcher needs: the manifest, where to stage it, where from; ``record``: where
-    the stat record of verified blobs is kept (root-only: the record decides what is trusted
-    without hashing, and the cache belongs to the service user)."""
-    return {"host": host_name or host.name, **pin.manifest(), "cache": cache, "source": source,
+    """What the fetcher needs: the commit, where to stage it, where from, and the file list in
+    a file of its own on the host (``list_written``: any number of files, no command line
+    limit); ``record``: where the stat record of verified blobs is kept (root-only: the record
+    decides what is trusted without hashing, and the cache belongs to the service user)."""
+    digest = files_list(pin.files)[1]
+    return {"host": host_name or host.name, "repo": pin.repo, "commit": pin.commit,
+            "files_file": f"{LISTS_DIR}/{digest}.json", "files_digest": digest,
+            "cache": cache, "source": source,
             "token_file": TOKEN_PATH if "hub" in source else None,
             "stall_timeout_s": settings.model_stall_timeout_s, "progress_every_s": 10,
             "record": record}
 
 
+@operation(is_idempotent=True)
+def list_written(pin: hub.Pin):
+    """The fetcher's file list for ``pin`` on the host, named by its digest.
+
+    + pin: the pin, its files as this host stages them (``selected``)
+    """
+    text, digest = files_list(pin.files)
+    if host.get_fact(Sha256File, path=f"{LISTS_DIR}/{digest}.json") != digest:
+        yield from files.put._inner(src=StringIO(text), dest=f"{LISTS_DIR}/{digest}.json",
+                                    mode="644")
+
+
+def list_reads(pin: hub.Pin) -> list[survey.Read]:
+    path = f"{LISTS_DIR}/{files_list(pin.files)[1]}.json"
+    return [survey.Read(Sha256File, {"path": path}), *survey.put_reads(path)]
+
 
 def worker_spec(settings: Settings, pin: hub.Pin, host_name: str | None = None,
                 source_: dict[str, str] | None = None) -> dict:
-    """A worker's snapshot: in its model_cache_dir, from the wheelhouse or the Hub (``source_``
-    replaces that, for a check that fetches nothing)."""
-    return spec(settings, pin, settings.model_cache_dir, source_ or source(pin),
-                f"{settings.install_dir}/model-blobs.verified.json", host_name)
-
+    """A worker's snapshot (the files its server loads): in its model_cache_dir, from the
+    wheelhouse or the Hub (``source_`` replaces that, for a check that fetches nothing)."""
+    return spec(settings, selected(settings, pin), settings.model_cache_dir,
+                source_ or source(pin), f"{settings.install_dir}/model-blobs.verified.json",
+                host_name)
 
 
 def source(pin: hub.Pin) -> dict[str, str]:
@@ -72,7 +108,6 @@ def source(pin: hub.Pin) -> dict[str, str]:
                       f"snapshots/{pin.commit}"}
 
 
-
 def model_config_path(settings: Settings) -> str:
     """Where the host's copy of the served model's config.json is: the pinned snapshot in the
     Hugging Face cache, or the model's own directory."""
@@ -83,18 +118,15 @@ def model_config_path(settings: Settings) -> str:
             "config.json")
 
 
-
 def status_read(job: dict[str, Any]) -> survey.Read:
     """The read of a job's stat record (the survey reads it ahead)."""
     return survey.Read(PythonJson, {"python": "python3", "code": MODEL_FETCH_CODE,
                                     "args": ("status", json.dumps(job, sort_keys=True))})
 
 
-
 def status(job: dict[str, Any]) -> dict[str, Any]:
     """{"staged": bool, "missing_bytes": int, "size": int} from the stat record (no hashing)."""
     return status_read(job).on(host)
-
 
 
 def _streamed(state, host, command: str, arguments: dict) -> bool:
@@ -103,7 +135,6 @@ def _streamed(state, host, command: str, arguments: dict) -> bool:
     succeeded, _ = host.run_shell_command(StringCommand(command), print_output=True,
                                           **arguments)
     return succeeded
-
 
 
 @operation(is_idempotent=True)
@@ -118,7 +149,6 @@ def staged(job: dict[str, Any]):
     arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
                  if key in CONNECTOR_ARGUMENT_KEYS}
     yield FunctionCommand(_streamed, (fetch_command(job), arguments), {})
-
 
 
 @operation(is_idempotent=True)
@@ -136,10 +166,8 @@ def token_kept(settings: Settings, fetches_from_hub: bool):
         yield StringCommand(f"rm -f {shlex.quote(TOKEN_PATH)}")
 
 
-
 def fetch_command(job: dict[str, Any]) -> str:
     return shlex.join(["python3", "-c", MODEL_FETCH_CODE, "fetch", json.dumps(job, sort_keys=True)])
-
 
 
 def restage_command(settings: Settings) -> str | None:
@@ -148,18 +176,15 @@ def restage_command(settings: Settings) -> str | None:
     return fetch_command(worker_spec(settings, pin)) if pin else None
 
 
-
 def _kept_token(settings: Settings, fetches_from_hub: bool) -> str | None:
     """The token this host keeps on disk: only a host that fetches from the Hub has one."""
     return secrets.load(host.name, settings).get("HF_TOKEN") if fetches_from_hub else None
-
 
 
 def token_reads(settings: Settings, fetches_from_hub: bool) -> list[survey.Read]:
     if _kept_token(settings, fetches_from_hub):
         return secrets.private_reads(TOKEN_PATH)
     return [survey.Read(File, {"path": TOKEN_PATH})]
-
 
 
 def fleet_pins() -> list[hub.Pin]:
@@ -169,7 +194,17 @@ def fleet_pins() -> list[hub.Pin]:
                   key=lambda p: (p.repo, p.commit))
 
 
+def fleet_selection(pin: hub.Pin) -> hub.Pin:
+    """``pin`` with every file any worker serving it stages: what the wheelhouse holds."""
+    wanted: dict[str, dict] = {}
+    for worker in roles.workers():
+        mine = runstate.current().pins.get(worker.name)
+        if mine is not None and (mine.repo, mine.commit) == (pin.repo, pin.commit):
+            wanted.update((f["path"], f) for f in selected(roles.settings_of(worker),
+                                                           pin).files)
+    return replace(pin, files=tuple(f for f in pin.files if f["path"] in wanted))
+
 
 def wheelhouse_job(settings: Settings, pin: hub.Pin) -> dict[str, Any]:
-    return spec(settings, pin, wheelhouse_cache(settings), {"hub": pin.endpoint},
-                f"{settings.wheelhouse_dir}/model-blobs.verified.json")
+    return spec(settings, fleet_selection(pin), wheelhouse_cache(settings),
+                {"hub": pin.endpoint}, f"{settings.wheelhouse_dir}/model-blobs.verified.json")

@@ -46,8 +46,9 @@ def checklist(settings: Settings):
     free_gb = {path: host.get_fact(FreeDiskGb, path=path) for path in _disk_paths(settings)}
     model_missing = None
     if pin is not None:  # the model's real size for its commit, less what is staged already
-        model_missing = (f"{pin.repo}@{pin.commit[:12]}", snapshot.status(
-            snapshot.worker_spec(settings, pin)).get("missing_bytes", pin.size))
+        missing = snapshot.status(snapshot.worker_spec(settings, pin)).get("missing_bytes")
+        model_missing = (f"{pin.repo}@{pin.commit[:12]}",
+                         snapshot.selected(settings, pin).size if missing is None else missing)
     driver, _, gpus = drivers.read(settings)
     preview.driver(driver)
     pid1 = host.get_fact(Pid1)

@@ -21,7 +21,17 @@ from pyinfra import host
 from operations import runstate, survey
 from operations.outcome import Done
 from operations.settings import Settings
-from operations.snapshot import source, staged, status_read, token_kept, token_reads, worker_spec
+from operations.snapshot import (
+    list_reads,
+    list_written,
+    selected,
+    source,
+    staged,
+    status_read,
+    token_kept,
+    token_reads,
+    worker_spec,
+)
 
 
 def reads(settings: Settings) -> list[survey.Read]:
@@ -29,7 +39,7 @@ def reads(settings: Settings) -> list[survey.Read]:
     pin = runstate.current().pins.get(host.name)
     if pin is None:
         return []
-    return [*token_reads(settings, "hub" in source(pin)),
+    return [*token_reads(settings, "hub" in source(pin)), *list_reads(selected(settings, pin)),
             status_read(worker_spec(settings, pin))]
 
 
@@ -39,6 +49,7 @@ def apply(settings: Settings, done: Done) -> None:
     if pin is not None:
         token_kept(name="Hugging Face token only where it fetches", settings=settings,
                    fetches_from_hub="hub" in source(pin))
+        list_written(name="The model's file list", pin=selected(settings, pin))
         staged(name=f"Model {pin.repo}@{pin.commit[:12]} staged and verified",
                job=worker_spec(settings, pin))
 

@@ -34,6 +34,9 @@ from operations.settings import Settings
 from operations.snapshot import (
     MIRROR_PATH,
     fleet_pins,
+    fleet_selection,
+    list_reads,
+    list_written,
     staged,
     status_read,
     token_kept,
@@ -141,6 +144,8 @@ def on_wheelhouse(settings: Settings, served_root: str) -> None:
     token_kept(name="Hugging Face token for the fleet's fetches", settings=settings,
                fetches_from_hub=True)
     for pin in host.loop(fleet_pins()):
+        list_written(name=f"Model {pin.repo}@{pin.commit[:12]}: its file list",
+                     pin=fleet_selection(pin))
         staged(name=f"Model {pin.repo}@{pin.commit[:12]} fetched once for the fleet, verified",
                job=wheelhouse_job(settings, pin))
 
@@ -150,4 +155,5 @@ def wheelhouse_reads(settings: Settings, served_root: str) -> list[survey.Read]:
     return [*survey.directory_reads(f"{wheelhouse_cache(settings)}/hub", served_root),
             *survey.link_reads(f"{served_root}/{MIRROR_PATH}"),
             *token_reads(settings, fetches_from_hub=True),
+            *(r for pin in fleet_pins() for r in list_reads(fleet_selection(pin))),
             *(status_read(wheelhouse_job(settings, pin)) for pin in fleet_pins())]

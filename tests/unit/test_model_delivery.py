@@ -144,6 +144,28 @@ def test_a_stalled_transfer_times_out_with_a_clear_error(served, tmp_path):
     assert "the transfer stalled: no data for 1 s" in failed.stderr
 
 
+def test_a_transfer_cut_off_part_way_resumes_where_it_stopped(served, tmp_path):
+    """The first run's transfer of the weights stalls half-way and fails; the next run asks
+    for the rest (a Range request): over both runs the source sends each byte once, and the
+    file is verified whole before it is used."""
+    endpoint, root, commit, stats = served
+    found = pin(endpoint, tmp_path / "lock.json")[0]["gpu-01"]
+    weights = next(f for f in found.files if f["path"] == "model.safetensors")
+    job = {**spec(tmp_path, found, {"hub": endpoint}, stall_timeout_s=1), "files": [weights]}
+    (root / "stall").touch()
+    try:
+        cut = run("fetch", job)
+    finally:
+        (root / "stall").unlink()
+    assert cut.returncode == 1 and "the transfer stalled" in cut.stderr
+    assert stats["bytes"] == weights["size"] // 2
+    resumed = run("fetch", job)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at {weights['size'] // 2} of {weights['size']} bytes" in resumed.stdout
+    assert stats["bytes"] == weights["size"]  # nothing sent twice
+    assert json.loads(run("check", job).stdout)["ok"] is True
+
+
 def test_files_in_subfolders_and_two_models_sharing_a_cache_stay_staged(served, tmp_path):
     endpoint, root, commit, _ = served
     nested = root / REPO / "commits" / commit / "original" / "params.json"
@@ -247,3 +269,49 @@ def test_large_files_redirected_to_another_host_are_fetched_and_the_token_stays_
         for server in (cdn, home):
             server.shutdown()
             server.server_close()
+
+
+def test_only_the_weights_the_server_loads_are_fetched_and_a_long_list_goes_in_a_file(
+        tmp_path, monkeypatch):
+    """A repository holding .safetensors and .bin weights and thousands of small files: a
+    worker stages the safetensors and the rest the server reads, not the .bin copy; its file
+    list (too long for one command line argument: 128 KiB) reaches the fetcher in a file,
+    and a list that is not the one named is refused."""
+    from operations import snapshot
+    from operations.settings import Settings
+
+    many = {f"extra/part-{i:04d}.json": b"{}" for i in range(3000)}
+    copy = {"pytorch_model.bin": bytes(range(256)) * 4096}  # 1 MiB the server never reads
+    root = tmp_path / "hub"
+    standin.publish(root, REPO, seed=0, extra={**many, **copy})
+    monkeypatch.setattr(standin, "TREE_PAGE", 1000)
+    stats: dict = {"gets": {}, "bytes": 0}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), standin.make_handler(root, stats))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        found = pin(endpoint, tmp_path / "fleet.lock.json")[0]["gpu-01"]
+        chosen = snapshot.selected(Settings(), found)
+        names = {f["path"] for f in chosen.files}
+        assert "pytorch_model.bin" not in names and "model.safetensors" in names
+        assert len(names) > 3000
+        assert {f["path"] for f in found.files} - names == {"pytorch_model.bin", "README.md"}
+        text, digest = snapshot.files_list(chosen.files)
+        assert len(text) > 131072  # more than one argv string may hold
+        (tmp_path / "list.json").write_text(text)
+        job = {**spec(tmp_path, chosen, {"hub": endpoint}), "files_file":
+               str(tmp_path / "list.json"), "files_digest": digest}
+        del job["files"]
+        fetched = run("fetch", job)
+        assert fetched.returncode == 0, fetched.stderr
+        assert f"{len(names)} of {len(names)} files fetched" in fetched.stdout
+        assert not any("pytorch_model.bin" in key for key in stats["gets"])
+        assert json.loads(run("status", job).stdout)["staged"] is True
+        (tmp_path / "list.json").write_text(text.replace("part-0001", "part-9999"))
+        assert json.loads(run("status", job).stdout)["staged"] is False
+        refused = run("fetch", job)
+        assert refused.returncode == 1 and "is not the one named" in refused.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
