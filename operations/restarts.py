@@ -18,15 +18,18 @@ from pyinfra.api.operation import OperationMeta
 
 
 @operation(is_idempotent=True)
-def after(service: str, changes: list[OperationMeta], daemon_reload: bool = False):
+def after(service: str, changes: list[OperationMeta], daemon_reload: bool = False,
+          reload: bool = False):
     """Restart ``service`` if any of ``changes`` changed.
 
     + service: the systemd unit
     + changes: the operations whose change needs the restart
     + daemon_reload: reload systemd's units first (a unit file changed)
+    + reload: reload it instead where it runs (a server whose transfers must go on)
     """
     if not any(change.changed for change in changes):
         return
     if daemon_reload:
         yield StringCommand("systemctl daemon-reload")
-    yield StringCommand(f"systemctl restart {shlex.quote(service)}")
+    how = "reload-or-restart" if reload else "restart"
+    yield StringCommand(f"systemctl {how} {shlex.quote(service)}")

@@ -23,13 +23,13 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
-from pyinfra.facts.files import FileContents
+from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import apt, files, systemd
 
 from operations import FILES_DIR, restarts, survey
 from operations.facts.host import Pid1
 from operations.outcome import Done, refused_without_systemd
-from operations.roles import settings_of, workers
+from operations.roles import address, settings_of, workers
 from operations.settings import Settings
 from operations.snapshot import (
     MIRROR_PATH,
@@ -46,7 +46,8 @@ from operations.snapshot import (
 )
 from operations.venv import pip_sources, wanted_record
 
-UNIT = "sglang-wheelhouse.service"
+SITE = "/etc/nginx/conf.d/sglang-wheelhouse.conf"
+OLD_UNIT = "sglang-wheelhouse.service"  # Python's http.server, before nginx
 APT_CACHE_CONF = "/etc/apt-cacher-ng/sglang-fleet.conf"  # read after acng.conf
 STACK_FETCH_CODE = (FILES_DIR / "wheelhouse_fetch.py").read_text()
 
@@ -101,7 +102,8 @@ def reads(settings: Settings) -> list[survey.Read]:
             *(survey.Read(FileContents, {"path": f"{stacks_dir(settings)}/{stack}/stack.sha256"})
               for stack in sorted(stacks)),
             *wheelhouse_reads(settings, stacks_dir(settings)),
-            *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
+            survey.Read(File, {"path": f"/etc/systemd/system/{OLD_UNIT}"}),
+            *survey.put_reads(SITE), *survey.service_reads("nginx.service")]
 
 
 @deploy("Wheelhouse")
@@ -111,7 +113,8 @@ def apply(settings: Settings, done: Done) -> None:
     if refused_without_systemd("wheelhouse"):
         return
     apt.packages(name="Install apt-cacher-ng and Python venv tooling",
-                 packages=["apt-cacher-ng", "python3-venv", "ca-certificates"], update=True,
+                 packages=["apt-cacher-ng", "nginx", "python3-venv", "ca-certificates"],
+                 update=True,
                  cache_time=24 * 3600, extra_install_args="--no-install-recommends")
     conf = files.put(name="apt-cacher-ng: upstream proxy and retries",
                      src=StringIO(apt_cache_conf(settings)), dest=APT_CACHE_CONF)
@@ -124,14 +127,25 @@ def apply(settings: Settings, done: Done) -> None:
         stack_fetched(name=f"Stack {stack} fetched and locked", settings=settings,
                       worker=fleet[stack])
     on_wheelhouse(settings, stacks_dir(settings))
-    unit = files.template(
-        name=f"{UNIT}: the stacks and models over HTTP",
-        src=str(FILES_DIR / f"{UNIT}.j2"),
-        dest=f"/etc/systemd/system/{UNIT}", settings=settings, root=stacks_dir(settings))
-    restarts.after(name=f"{UNIT} restarted after a change", service=UNIT, changes=[unit],
-                   daemon_reload=True)
-    systemd.service(name=f"{UNIT} enabled and running", service=UNIT, running=True,
+    python_server_retired(name=f"{OLD_UNIT} (Python's http.server) retired")
+    site = files.template(
+        name="nginx: the stacks and models, to the fleet's workers only",
+        src=str(FILES_DIR / "sglang-wheelhouse.nginx.conf.j2"), dest=SITE,
+        settings=settings, root=stacks_dir(settings),
+        allowed=sorted({address(w) for w in workers()}))
+    restarts.after(name="nginx reloaded after a change", service="nginx", changes=[site],
+                   reload=True)
+    systemd.service(name="nginx enabled and running", service="nginx", running=True,
                     enabled=True)
+
+
+@operation(is_idempotent=True)
+def python_server_retired():
+    """The wheelhouse's earlier server (a unit running Python's http.server on the port nginx
+    now serves) stopped and removed."""
+    if host.get_fact(File, path=f"/etc/systemd/system/{OLD_UNIT}"):
+        yield StringCommand(f"systemctl disable --now {OLD_UNIT}; rm -f "
+                            f"/etc/systemd/system/{OLD_UNIT} && systemctl daemon-reload")
 
 
 def on_wheelhouse(settings: Settings, served_root: str) -> None:

@@ -119,14 +119,34 @@ def test_a_fleet_with_a_gateway_and_no_control_key_is_refused(first, tmp_path, m
     assert "lab-1: secret ROUTER_CONTROL_KEY: missing" in out and "Traceback" not in out
 
 
+WHEELHOUSE = "http://10.213.0.9:8091"
+
+
+def test_the_wheelhouse_serves_the_fleet_only_with_ranges(first):
+    """nginx serves the stacks and models to the inventory's workers (a Range request gets
+    the part asked for: a cut transfer resumes); this machine, an address outside the
+    inventory, is refused, stacks and gated snapshots alike."""
+    lock = "/lab-cu13-stable/requirements.lock"
+    part = ssh("lab-1", "python3 -c \"import urllib.request as u; r = u.urlopen(u.Request("
+                        f"'{WHEELHOUSE}{lock}', headers={{'Range': 'bytes=0-9'}})); "
+                        "print(r.status, len(r.read()))\"").stdout.split()
+    assert part == ["206", "10"], part
+    for path in (lock, "/_models/"):
+        outside = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  f"{WHEELHOUSE}{path}"], capture_output=True, text=True).stdout
+        assert outside == "403", (path, outside)
+    assert "allow 10.213.0.11;" in ssh("lab-gw", "cat /etc/nginx/conf.d/"
+                                                 "sglang-wheelhouse.conf").stdout
+
+
 def hosts_state() -> dict[str, str]:
     """What a run would change on every host: its files' hashes, its services' processes."""
     files = {name: "/etc/systemd/system/sglang.service /etc/sglang/sglang.env "
                    "/opt/sglang/deployed.fingerprint" for name in WORKERS}
     files["lab-gw"] = ("/etc/systemd/system/sglang-router.service "
-                       "/etc/systemd/system/sglang-wheelhouse.service")
+                       "/etc/nginx/conf.d/sglang-wheelhouse.conf")
     return {name: ssh(name, f"sha256sum {paths} 2>&1; systemctl show -p MainPID,NRestarts "
-                            "sglang sglang-router sglang-wheelhouse 2>&1").stdout
+                            "sglang sglang-router nginx 2>&1").stdout
             for name, paths in files.items()}
 
 
