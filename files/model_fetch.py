@@ -126,14 +126,20 @@ def check(spec: dict) -> dict:
 class Progress:
     def __init__(self, spec: dict, total: int):
         self.spec, self.total, self.done = spec, total, 0
+        self.moved = 0  # of ``done``: over the network in this run (not kept from before)
         self.started = self.last = time.monotonic()
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         percent = 100 * self.done / self.total if self.total else 100
-        return (f"model {self.spec['repo']}@{self.spec['commit'][:12]}: "
+        rate = self.done / elapsed
+        said = (f"model {self.spec['repo']}@{self.spec['commit'][:12]}: "
                 f"{self.done / 1e9:.2f} of {self.total / 1e9:.2f} GB ({percent:.0f}%), "
-                f"{self.done / elapsed / 1e6:.1f} MB/s")
+                f"{rate / 1e6:.1f} MB/s")
+        if rate > 0 and self.done < self.total:
+            left = int((self.total - self.done) / rate)
+            said += f", {left // 60}:{left % 60:02d} left"
+        return said
 
     def add(self, count: int) -> None:
         self.done += count
@@ -206,6 +212,7 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
+                    progress.moved += len(chunk)
                     progress.add(len(chunk))
     except urllib.error.HTTPError as error:
         code = error.headers.get("X-Error-Code", "")
@@ -276,6 +283,12 @@ def fetch(spec: dict) -> int:
         progress.done = progress.total
         print(progress.line() + f"; {len(wanted)} of {len(spec['files'])} files fetched in "
               f"{time.monotonic() - started:.1f} s, all {len(spec['files'])} verified",
+              flush=True)
+        source = spec["source"]
+        where = f"the Hub ({source['hub']})" if "hub" in source else \
+            f"the wheelhouse ({source['mirror'].split('/_models/')[0]})"
+        there = sum(f["size"] for f in spec["files"]) - progress.moved
+        print(f"fetched {progress.moved} bytes from {where}; {there} bytes were there already",
               flush=True)
     else:
         print(f"model {spec['repo']}@{spec['commit'][:12]}: all "

@@ -64,7 +64,8 @@ def _twin(real: str, name: str, torch: str, kernel: str) -> Stack:
         install_steps=(),
         packages={"torch-lab-standin": torch, "sgl-kernel-lab-standin": kernel,
                   "sglang-lab-standin": "0.5.23"},
-        notes=f"Lab twin of {real}: stand-in packages from the lab wheelhouse.")
+        notes=f"Lab twin of {real}: stand-in packages from the lab wheelhouse.",
+        installed_gb=0.1)  # the stand-ins' venv: about 90 MB
 
 
 LAB_STACKS: dict[str, Stack] = {

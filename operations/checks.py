@@ -17,7 +17,7 @@ from typing import Any
 
 from operations import drivers
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
-from operations.facts.host import FreeDiskGb, LibnumaLinked, Pid1, PortListener, ProcessInfo
+from operations.facts.host import FreeDisk, LibnumaLinked, Pid1, PortListener, ProcessInfo
 from operations.facts.python import PythonJson
 from operations.facts.service import HEALTH_CODE, WAIT_CODE, JournalTail, UnitState
 from operations.facts.venv import (
@@ -68,7 +68,7 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
     evidence: dict[str, Any] = {
         "gpus": get_fact(NvidiaGpus, {}),
         "driver": get_fact(NvidiaDriver, {}),
-        "free_gb": {path: get_fact(FreeDiskGb, {"path": path})
+        "disks": {path: get_fact(FreeDisk, {"path": path})
                     for path in sorted({settings.install_dir, settings.model_cache_dir})},
         "port": get_fact(PortListener, {"port": settings.port}),
         "pid1": (pid1 := get_fact(Pid1, {})),
@@ -140,7 +140,7 @@ def arch_covers(arch_list: list[str], capability: str) -> bool:
 def _from_preflight(settings: Settings, ev: dict, names: set[str], check: str) -> Finding:
     # Verification judges; it changes nothing: every driver problem is a failure here.
     driver = drivers.plan(replace(settings, driver_install="never"), ev["driver"], ev["gpus"])
-    failures = [f for f in evaluate(settings, ev["gpus"], ev["free_gb"], None, "systemd", driver)
+    failures = [f for f in evaluate(settings, ev["gpus"], ev["disks"], None, "systemd", driver)
                 if f.check in names]
     if not failures:
         return Finding(check, True, "as needed")

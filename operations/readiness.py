@@ -4,7 +4,7 @@ fails the host with these lines.
 
 Example::
 
-    failures = evaluate(settings, gpus=gpus, free_gb=free_gb, port_holders=holders,
+    failures = evaluate(settings, gpus=gpus, disks=disks, port_holders=holders,
                         pid1="systemd", driver=plan)
     lines = [failure.line("gpu-01") for failure in failures]
 """
@@ -32,6 +32,33 @@ class Failure:
 
 
 
+def disk_failures(settings: Settings, disks: dict[str, dict | None],
+                  needs: dict[str, list[tuple[str, float]]]) -> list[Failure]:
+    """Each filesystem against what its paths must take: the needs of every path on it, plus
+    ``disk_margin_gb``, and never less than ``min_free_disk_gb``; a refusal says each part."""
+    failures: list[Failure] = []
+    todo = "free disk space or point install_dir/model_cache_dir at a larger disk"
+    mounts: dict[str, tuple[float, list[str]]] = {}
+    for path, disk in sorted(disks.items()):
+        if disk is None:
+            failures.append(Failure("disk-space", f"unknown free space at {path}",
+                                    f"> {settings.min_free_disk_gb} GB", todo))
+        else:
+            mounts.setdefault(disk["mount"], (disk["free_gb"], []))[1].append(path)
+    for free, paths in mounts.values():
+        parts = [need for path in paths for need in needs.get(path, [])]
+        total = sum(gb for _, gb in parts) + settings.disk_margin_gb
+        needed = max(total, float(settings.min_free_disk_gb))
+        if free < needed:
+            said = [f"{gb:.1f} GB for {what}" for what, gb in parts]
+            said.append(f"{settings.disk_margin_gb} GB margin (disk_margin_gb)")
+            floor = (f"; at least {settings.min_free_disk_gb} GB (min_free_disk_gb)"
+                     if needed > total else "")
+            failures.append(Failure("disk-space", f"{free:.1f} GB free at {' and '.join(paths)}",
+                                    f"> {needed:.1f} GB: {', '.join(said)}{floor}", todo))
+    return failures
+
+
 def gpu_failures(settings: Settings, gpus: dict[str, Any]) -> list[Failure]:
     """The GPUs nvidia-smi reports against what the fleet needs (count, class, memory)."""
     failures: list[Failure] = []
@@ -56,31 +83,20 @@ def gpu_failures(settings: Settings, gpus: dict[str, Any]) -> list[Failure]:
 
 
 
-def evaluate(settings: Settings, gpus: dict[str, Any], free_gb: dict[str, float | None],
+def evaluate(settings: Settings, gpus: dict[str, Any], disks: dict[str, dict | None],
              port_holders: list[dict[str, Any]] | None, pid1: str, driver: DriverPlan,
-             model_missing: tuple[str, int] | None = None,
+             needs: dict[str, list[tuple[str, float]]] | None = None,
              server_pid: int = 0) -> list[Failure]:
     """Every failed check, from facts already gathered (pure: tested on real fixtures).
     ``driver``: what the driver stage will do; while it installs or reboots, the GPUs are
-    checked after its reboot instead. ``model_missing``: the pinned model (as text) and the
-    bytes of it not yet staged, which the model cache's disk must hold on top of
-    ``min_free_disk_gb``. ``server_pid``: the server's own process under supervisord, which
-    may hold the port."""
+    checked after its reboot instead. ``disks``: each path's filesystem (facts.host.FreeDisk);
+    ``needs``: what each path's disk must take on top of ``disk_margin_gb`` (what, GB): the
+    stack about to be installed, the model bytes not yet staged. ``server_pid``: the server's
+    own process under supervisord, which may hold the port."""
     failures = [Failure(*refusal) for refusal in driver.refusals]
     if not failures and not driver.acts:
         failures += gpu_failures(settings, gpus)
-    for path, free in free_gb.items():
-        needed: float = settings.min_free_disk_gb
-        why = f"> {settings.min_free_disk_gb} GB"
-        if model_missing and model_missing[1] and path == settings.model_cache_dir:
-            needed += model_missing[1] / 1e9
-            why = (f"> {needed:.1f} GB: {settings.min_free_disk_gb} GB for the stack and its "
-                   f"work, {model_missing[1] / 1e9:.1f} GB for {model_missing[0]}")
-        if free is None or free < needed:
-            shown = "unknown" if free is None else f"{free:.1f} GB free"
-            failures.append(Failure(
-                "disk-space", f"{shown} at {path}", why,
-                "free disk space or point install_dir/model_cache_dir at a larger disk"))
+    failures += disk_failures(settings, disks, needs or {})
     if port_holders is not None:
         others = [h for h in port_holders if h["unit"] != SERVICE_UNIT
                   and not (server_pid and h["pid"] == server_pid)]

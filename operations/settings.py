@@ -235,8 +235,10 @@ class Settings:
                                     restarts=True, rule=absolute_path)
     service_user: str = _setting("sglang", "System user the service runs as.", restarts=True,
                                  rule=matches(_USER_RE, "must be a valid user name"))
-    min_free_disk_gb: int = _setting(100, "Free disk needed where the venv and cache live.",
-                                     rule=non_negative)
+    min_free_disk_gb: int = _setting(100, "Free disk needed where the venv and cache live, "
+                                     "at least (the chart's checklist).", rule=non_negative)
+    disk_margin_gb: int = _setting(10, "Free disk kept beyond the stack and the model about to "
+                                   "be installed and staged (caches, logs).", rule=non_negative)
     min_gpu_memory_mib: int = _setting(32000, "GPU memory class: 32 GB (an RTX 5090: 32607 MiB).",
                                        rule=non_negative)
     gpu_compute_capability: str = _setting("12.0", "Compute capability every GPU must have.",

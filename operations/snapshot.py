@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shlex
@@ -18,14 +19,14 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, StringCommand, operation
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files
 
 from operations import FILES_DIR, hub, model_files, roles, runstate, secrets, survey
 from operations.facts.python import PythonJson
 from operations.settings import Settings
+from operations.watch import streamed
 
 MODEL_FETCH_CODE = (FILES_DIR / "model_fetch.py").read_text()
 
@@ -129,14 +130,6 @@ def status(job: dict[str, Any]) -> dict[str, Any]:
     return status_read(job).on(host)
 
 
-def _streamed(state, host, command: str, arguments: dict) -> bool:
-    """Run ``command`` with its output shown as it comes: a long fetch reports its progress
-    during the run, under the host's name. (pyinfra passes ``state`` and ``host`` by name.)"""
-    succeeded, _ = host.run_shell_command(StringCommand(command), print_output=True,
-                                          **arguments)
-    return succeeded
-
-
 @operation(is_idempotent=True)
 def staged(job: dict[str, Any]):
     """The pinned snapshot in a Hugging Face cache, every file verified; nothing moves when it
@@ -146,9 +139,16 @@ def staged(job: dict[str, Any]):
     """
     if status(job).get("staged"):
         return
-    arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
-                 if key in CONNECTOR_ARGUMENT_KEYS}
-    yield FunctionCommand(_streamed, (fetch_command(job), arguments), {})
+    yield streamed(fetch_command(job), summary=functools.partial(_fetched, job["repo"]))
+
+
+def _fetched(repo: str, lines: list[str]) -> str | None:
+    """The fetcher's last word, for the run's summary: bytes moved, from where."""
+    said = next((line for line in reversed(lines) if line.startswith("fetched ")), None)
+    if said is None:
+        return None
+    moved, _, rest = said[len("fetched "):].partition(" bytes from ")
+    return f"model {repo}: {int(moved) / 1e9:.2f} GB fetched from {rest}"
 
 
 @operation(is_idempotent=True)

@@ -18,6 +18,9 @@ CUDA_MIN_DRIVER: dict[str, int] = {
 }
 
 
+UNMEASURED_STACK_GB = 15.0  # above every stack measured so far
+
+
 @dataclass(frozen=True)
 class Stack:
     name: str
@@ -37,10 +40,17 @@ class Stack:
     sglang_distribution: str = "sglang"
     sm120_status: str = ""
     notes: str = ""
+    # Disk the installed venv takes (GB, 10^9 bytes), measured (docs/benchmarks.md); None:
+    # not measured, UNMEASURED_STACK_GB is assumed.
+    installed_gb: float | None = None
 
     @property
     def min_driver(self) -> int:
         return CUDA_MIN_DRIVER[self.cuda]
+
+    @property
+    def disk_gb(self) -> float:
+        return UNMEASURED_STACK_GB if self.installed_gb is None else self.installed_gb
 
     def steps(self) -> list[tuple[list[str], list[str]]]:
         """Each pip run as (requirements with exact pins, extra options)."""

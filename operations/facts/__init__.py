@@ -4,7 +4,7 @@ from the module that has it:
 
 - ``gpu``: the GPUs (NvidiaGpus: nvidia-smi) and the driver as the kernel and apt see it
   (NvidiaDriver).
-- ``host``: the host itself: FreeDiskGb, PortListener, Login (the SSH login and sudo), Pid1,
+- ``host``: the host itself: FreeDisk, PortListener, Login (the SSH login and sudo), Pid1,
   UserExists, LibnumaLinked, ProcessInfo.
 - ``venv``: the venv: VenvExists, Distributions (its dist-info names), and the programs that
   ask its torch, kernel package and SGLang (TORCH_KERNEL_CODE, SGLANG_OPTIONS_CODE,

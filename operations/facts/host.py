@@ -11,17 +11,19 @@ from pyinfra.api import FactBase
 from operations.facts.status import YesNo
 
 
-class FreeDiskGb(FactBase):
-    """Free space in GB (10^9 bytes) on the filesystem that holds ``path`` or its nearest
-    existing parent (the path may not exist yet on a bare host)."""
+class FreeDisk(FactBase):
+    """The filesystem that holds ``path`` or its nearest existing parent (the path may not exist
+    yet on a bare host): ``{"free_gb": free space in GB (10^9 bytes), "mount": where it is
+    mounted}`` (two paths on one filesystem share its space), or None."""
 
     def command(self, path: str) -> str:
         return (f"p={shlex.quote(path)}; while [ ! -e \"$p\" ]; do p=$(dirname \"$p\"); done; "
                 "df -Pk \"$p\" | tail -n 1")
 
-    def process(self, output: list[str]) -> float | None:
+    def process(self, output: list[str]) -> dict | None:
         try:
-            return int(output[-1].split()[3]) * 1024 / 1e9
+            fields = output[-1].split()
+            return {"free_gb": int(fields[3]) * 1024 / 1e9, "mount": fields[5]}
         except (IndexError, ValueError):
             return None
 

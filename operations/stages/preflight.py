@@ -8,18 +8,22 @@ Example::
 
 from __future__ import annotations
 
+import json
+
 from pyinfra import host
 from pyinfra.api import operation
+from pyinfra.facts.files import FileContents
 
 from operations import drivers, preview, runstate, snapshot, survey
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
-from operations.facts.host import FreeDiskGb, Pid1, PortListener
+from operations.facts.host import FreeDisk, Pid1, PortListener
 from operations.facts.service import UnitState
 from operations.managers import MANAGERS, chosen, in_container
 from operations.outcome import Done, fail
 from operations.readiness import evaluate
 from operations.report import note
 from operations.settings import Settings
+from operations.venv import record_path
 
 
 def _disk_paths(settings: Settings) -> list[str]:
@@ -32,8 +36,33 @@ def reads(settings: Settings) -> list[survey.Read]:
     return [survey.Read(NvidiaDriver), survey.Read(NvidiaGpus), survey.Read(Pid1),
             survey.Read(PortListener, {"port": settings.port}),
             survey.Read(UnitState, {"unit": MANAGERS["supervisor"].runner}),
-            *(survey.Read(FreeDiskGb, {"path": path}) for path in _disk_paths(settings)),
+            *(survey.Read(FreeDisk, {"path": path}) for path in _disk_paths(settings)),
+            survey.Read(FileContents, {"path": record_path(settings)}),
             *([snapshot.status_read(snapshot.worker_spec(settings, pin))] if pin else [])]
+
+
+def disk_needs(settings: Settings) -> dict[str, list[tuple[str, float]]]:
+    """What this host's disks must take before the stage that fills them: the stack where it is
+    not installed yet (its measured size, operations/stacks.py), the model's bytes not staged
+    yet (its size from the Hub's file list, less what is staged)."""
+    needs: dict[str, list[tuple[str, float]]] = {}
+    recorded = host.get_fact(FileContents, path=record_path(settings))
+    try:
+        installed = json.loads("\n".join(recorded or []) or "{}").get("packages")
+    except ValueError:
+        installed = None
+    stack = settings.stack_def()
+    if installed != stack.packages:
+        needs[settings.install_dir] = [(f"the stack {stack.name}", stack.disk_gb)]
+    pin = runstate.current().pins.get(host.name)
+    if pin is not None:
+        missing = snapshot.status(snapshot.worker_spec(settings, pin)).get("missing_bytes")
+        if missing is None:
+            missing = snapshot.selected(settings, pin).size
+        if missing:
+            needs.setdefault(settings.model_cache_dir, []).append(
+                (f"the model {pin.repo}@{pin.commit[:12]}", missing / 1e9))
+    return needs
 
 
 @operation(is_idempotent=True)
@@ -42,13 +71,7 @@ def checklist(settings: Settings):
 
     + settings: the host's validated settings
     """
-    pin = runstate.current().pins.get(host.name)
-    free_gb = {path: host.get_fact(FreeDiskGb, path=path) for path in _disk_paths(settings)}
-    model_missing = None
-    if pin is not None:  # the model's real size for its commit, less what is staged already
-        missing = snapshot.status(snapshot.worker_spec(settings, pin)).get("missing_bytes")
-        model_missing = (f"{pin.repo}@{pin.commit[:12]}",
-                         snapshot.selected(settings, pin).size if missing is None else missing)
+    disks = {path: host.get_fact(FreeDisk, path=path) for path in _disk_paths(settings)}
     driver, _, gpus = drivers.read(settings)
     preview.driver(driver)
     pid1 = host.get_fact(Pid1)
@@ -64,9 +87,9 @@ def checklist(settings: Settings):
             if settings.driver_install != "never" else ""))
     if said:
         note(host.name, "; ".join(said))
-    failures = evaluate(settings, gpus=gpus, driver=driver, free_gb=free_gb,
+    failures = evaluate(settings, gpus=gpus, driver=driver, disks=disks,
                         port_holders=host.get_fact(PortListener, port=settings.port),
-                        pid1=pid1, model_missing=model_missing, server_pid=server_pid)
+                        pid1=pid1, needs=disk_needs(settings), server_pid=server_pid)
     if failures:
         lines = [failure.line(host.name) for failure in failures]
         preview.refused(lines)

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 
@@ -32,6 +33,7 @@ from operations.venv import (
     wanted_record,
     write_options,
 )
+from operations.watch import streamed, watched
 
 
 def reads(settings: Settings) -> list[survey.Read]:
@@ -39,6 +41,10 @@ def reads(settings: Settings) -> list[survey.Read]:
     return [survey.Read(FileContents, {"path": record_path(settings)}),
             survey.Read(Distributions, {"python": settings.python}),
             survey.Read(FileContents, {"path": options_path(settings)})]
+
+
+def _installed(stack: str, where: str, lines: list[str]) -> str:  # noqa: ARG001 (a summary)
+    return f"stack {stack}: installed from {where}"
 
 
 @operation(is_idempotent=True)
@@ -67,7 +73,12 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
         if inexact:
             yield StringCommand(shlex.join([*pip(settings.venv_dir), "uninstall", "-y",
                                             *inexact]))
-    yield from (StringCommand(command) for command in pip_commands(settings, wanted))
+    stack = settings.stack_def()
+    for command in pip_commands(settings, wanted):  # its progress said while it runs
+        yield streamed(watched(f"stack {stack.name} installing", settings.venv_dir,
+                               stack.disk_gb * 1e9, command),
+                       summary=functools.partial(_installed, stack.name,
+                                                 wanted["wheelhouse"] or wanted["index_url"]))
     # Recorded last: an interrupted install leaves no record and the next run installs again.
     path = shlex.quote(record_path(settings))
     yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shlex
@@ -45,6 +46,7 @@ from operations.snapshot import (
     wheelhouse_job,
 )
 from operations.venv import pip_sources, wanted_record
+from operations.watch import streamed, watched
 
 SITE = "/etc/nginx/conf.d/sglang-wheelhouse.conf"
 OLD_UNIT = "sglang-wheelhouse.service"  # Python's http.server, before nginx
@@ -90,8 +92,15 @@ def stack_fetched(settings: Settings, worker: Settings):
         return
     tool = f"{settings.wheelhouse_dir}/tool-venv"
     yield StringCommand(f"test -x {tool}/bin/python || python3 -m venv {tool}")
-    yield StringCommand(shlex.join([f"{tool}/bin/python", "-c", STACK_FETCH_CODE, stack_dir,
-                                    json.dumps(spec)]))
+    fetch = shlex.join([f"{tool}/bin/python", "-c", STACK_FETCH_CODE, stack_dir,
+                        json.dumps(spec)])
+    yield streamed(watched(f"stack {worker.stack} fetching", stack_dir, 0, fetch),
+                   summary=functools.partial(_fetched, worker.stack))
+
+
+def _fetched(stack: str, lines: list[str]) -> str:
+    done = next((line for line in reversed(lines) if " GB in " in line), "")
+    return f"stack {stack}: fetched and locked" + (f" ({done.split(': ', 1)[1]})" if done else "")
 
 
 def reads(settings: Settings) -> list[survey.Read]:

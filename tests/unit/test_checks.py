@@ -25,7 +25,8 @@ def healthy_evidence(**changes) -> dict:
     gpus["gpus"] = [{**g, "memory_used_mib": 21000} for g in gpus["gpus"]]
     evidence = {
         "gpus": gpus, "driver": OPEN_570,
-        "free_gb": {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0},
+        "disks": {"/opt/sglang": {"free_gb": 500.0, "mount": "/"},
+                  "/var/cache/sglang": {"free_gb": 500.0, "mount": "/"}},
         "port": [{"pid": 812, "comm": "python", "unit": "sglang.service"}], "pid1": "systemd",
         "libnuma": True, "venv": {**PINS, "pip": "25.0"},
         "torch": {"torch": PINS["torch"], "cuda": "12.8",
@@ -161,7 +162,7 @@ def test_a_host_lost_mid_run_gives_findings_not_exceptions():
     from operations.facts.service import JournalTail
     from operations.facts.venv import Distributions
     evidence = {"gpus": NvidiaGpus.default(), "driver": NvidiaDriver.default(),
-                "free_gb": {"/opt/sglang": None},
+                "disks": {"/opt/sglang": None},
                 "port": PortListener.default(), "pid1": Pid1.default(),
                 "libnuma": LibnumaLinked.default(), "venv": Distributions.default(),
                 "torch": PythonJson.default(), "unit": UnitState.default(),

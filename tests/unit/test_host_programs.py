@@ -372,3 +372,31 @@ def test_the_supervised_wrapper_reads_the_env_file_notes_the_start_and_drops_to_
     assert found["no_new_privs"] == "1"
     assert (tmp_path / "probe.starts").read_text().count(" start\n") == 1
     assert value not in " ".join(result.args)  # nothing of the environment in the argv
+
+
+# WATCH_CODE: a long step's progress, from the disk it fills.
+
+def watch(tmp_path: Path, command: str, every: float, total: int = 0) -> list[str]:
+    from operations.watch import WATCH_CODE
+    done = subprocess.run([sys.executable, "-c", WATCH_CODE, "stack x installing",
+                           str(tmp_path / "venv"), str(total), str(every), "--", "sh", "-c",
+                           command], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_long_step_says_how_far_it_is_and_ends_with_what_it_filled(tmp_path):
+    filled = f"mkdir -p {tmp_path}/venv && head -c 3000000 /dev/zero > {tmp_path}/venv/f"
+    lines = watch(tmp_path, f"{filled} && sleep 1.5", every=0.3, total=6_000_000)
+    assert lines[0].startswith("stack x installing: 0.00 of 0.01 GB (") and "MB/s" in lines[0]
+    assert any("(50%)" in line and " left" in line for line in lines[:-1]), lines
+    assert lines[-1].startswith("stack x installing: 0.00 GB in ")  # 3 MB, in GB
+
+
+def test_a_short_step_says_nothing_and_a_failing_one_keeps_its_status(tmp_path):
+    assert watch(tmp_path, "true", every=30) == []
+    from operations.watch import WATCH_CODE
+    failed = subprocess.run([sys.executable, "-c", WATCH_CODE, "x", str(tmp_path), "0", "30",
+                             "--", "sh", "-c", "echo no; exit 3"], capture_output=True,
+                            text=True, timeout=60)
+    assert (failed.returncode, failed.stdout) == (3, "no\n")

@@ -30,7 +30,8 @@ def driver_state(name: str) -> dict:
 
 RTX5090_570 = gpus_from(CAPTURES / "rtx5090-570")
 OPEN_570 = driver_state("lab-open-570")
-GOOD_DISK = {"/opt/sglang": 500.0, "/var/cache/sglang": 500.0}
+GOOD_DISK = {"/opt/sglang": {"free_gb": 500.0, "mount": "/"},
+             "/var/cache/sglang": {"free_gb": 500.0, "mount": "/"}}
 
 
 def failures(gpus=RTX5090_570, disk=GOOD_DISK, holders=None, pid1="systemd", driver=OPEN_570,
@@ -89,7 +90,8 @@ def test_a_bare_host_passes_preflight_when_the_driver_stage_installs_its_driver(
 
 
 def test_disk_below_threshold_names_path():
-    [failure] = failures(disk={"/opt/sglang": 42.0, "/var/cache/sglang": 500.0})
+    [failure] = failures(disk={"/opt/sglang": {"free_gb": 42.0, "mount": "/"},
+                               "/var/cache/sglang": {"free_gb": 500.0, "mount": "/cache"}})
     assert failure.check == "disk-space" and "/opt/sglang" in failure.found
 
 
@@ -121,33 +123,62 @@ def test_port_held_by_our_supervisor_program_passes_and_another_process_fails():
 
 def test_checklist_operation_fails_host_with_one_line_per_check():
     fake = FakeHost("gpu-09", {"NvidiaGpus": gpus_from(CAPTURES / "rtx5090-565"),
-                               "NvidiaDriver": driver_state("lab-open-565"), "FreeDiskGb": 1.0,
-                               "PortListener": None, "Pid1": "systemd"})
+                               "NvidiaDriver": driver_state("lab-open-565"),
+                               "FreeDisk": {"free_gb": 1.0, "mount": "/"},
+                               "FileContents": None, "PortListener": None, "Pid1": "systemd"})
     [command] = run_op(checklist, fake, settings=validate("gpu-09", {"stack": "cu128-nightly"}))
     lines = [line for line in command.split("'") if line.startswith("gpu-09:")]
-    assert [line.split()[2] for line in lines] == ["driver-version", "disk-space", "disk-space"]
+    # One disk: install_dir and model_cache_dir on one filesystem share its space.
+    assert [line.split()[2] for line in lines] == ["driver-version", "disk-space"]
     assert command.endswith("exit 1")
 
 
 def test_checklist_operation_yields_nothing_when_all_pass():
     fake = FakeHost("gpu-01", {"NvidiaGpus": RTX5090_570, "NvidiaDriver": OPEN_570,
-                               "FreeDiskGb": 500.0,
-                               "PortListener": None, "Pid1": "systemd"})
+                               "FreeDisk": {"free_gb": 500.0, "mount": "/"},
+                               "FileContents": None, "PortListener": None, "Pid1": "systemd"})
     assert run_op(checklist, fake, settings=validate("gpu-01", {"stack": "cu128-nightly"})) == []
 
 
-def test_the_model_cache_disk_must_hold_the_pinned_models_unstaged_bytes():
-    free = {"/opt/sglang": 500.0, "/var/cache/sglang": 110.0}
-    assert failures(disk=free) == []
-    settings = validate("gpu-01", {"stack": "cu128-nightly"})
-    [failure] = evaluate(settings, RTX5090_570, free, None, "systemd",
-                         drivers.plan(settings, OPEN_570, RTX5090_570),
-                         model_missing=("Qwen/Qwen3-32B-AWQ@0123456789ab", 19_100_000_000))
+NEEDS = {"/opt/sglang": [("the stack cu13-stable", 9.5)],
+         "/var/cache/sglang": [("the model Qwen/Qwen3-32B-AWQ@0123456789ab", 19.1)]}
+
+
+def disk_failures(disk: dict, **data) -> list:
+    settings = validate("gpu-01", {"stack": "cu128-nightly", **data})
+    return evaluate(settings, RTX5090_570, disk, None, "systemd",
+                    drivers.plan(settings, OPEN_570, RTX5090_570), needs=NEEDS)
+
+
+def test_one_disk_must_hold_the_stack_the_model_and_the_margin_and_says_the_three():
+    one = {path: {"free_gb": 30.0, "mount": "/"} for path in NEEDS}
+    [failure] = disk_failures(one, min_free_disk_gb=20)
     assert failure.line("gpu-01") == (
-        "gpu-01: preflight disk-space failed: found 110.0 GB free at /var/cache/sglang; needed "
-        "> 119.1 GB: 100 GB for the stack and its work, 19.1 GB for "
-        "Qwen/Qwen3-32B-AWQ@0123456789ab; free disk space or point install_dir/model_cache_dir "
-        "at a larger disk")
+        "gpu-01: preflight disk-space failed: found 30.0 GB free at /opt/sglang and "
+        "/var/cache/sglang; needed > 38.6 GB: 9.5 GB for the stack cu13-stable, 19.1 GB for "
+        "the model Qwen/Qwen3-32B-AWQ@0123456789ab, 10 GB margin (disk_margin_gb); free disk "
+        "space or point install_dir/model_cache_dir at a larger disk")
+    assert disk_failures({p: {"free_gb": 38.7, "mount": "/"} for p in NEEDS},
+                         min_free_disk_gb=20) == []
+
+
+def test_two_disks_each_hold_their_own_part():
+    two = {"/opt/sglang": {"free_gb": 30.0, "mount": "/"},
+           "/var/cache/sglang": {"free_gb": 30.0, "mount": "/cache"}}
+    assert disk_failures(two, min_free_disk_gb=0) == []  # 19.5 and 29.1 GB needed
+    [failure] = disk_failures(two, min_free_disk_gb=0, disk_margin_gb=12)
+    assert failure.found == "30.0 GB free at /var/cache/sglang"
+
+
+def test_the_charts_floor_holds_when_the_parts_are_smaller():
+    [failure] = disk_failures({p: {"free_gb": 60.0, "mount": "/"} for p in NEEDS})
+    assert failure.needed.endswith("; at least 100 GB (min_free_disk_gb)")
+
+
+def test_a_stack_with_a_measured_size_uses_it_and_others_a_safe_default():
+    from operations.stacks import STACKS, UNMEASURED_STACK_GB
+    assert STACKS["cu13-stable"].disk_gb == STACKS["cu13-stable"].installed_gb
+    assert STACKS["cu128-nightly"].disk_gb == UNMEASURED_STACK_GB
 
 
 def test_a_gateway_or_wheelhouse_without_systemd_is_refused_with_its_line():
