@@ -44,11 +44,6 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def lfs_pointer(data: bytes) -> bytes:
-    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:"
-            f"{hashlib.sha256(data).hexdigest()}\nsize {len(data)}\n").encode()
-
-
 def publish(root: Path, repo: str, seed: int, gated: bool = False,
             extra: dict[str, bytes] | None = None) -> str:
     """A new commit of ``repo`` holding the tiny model made with ``seed`` (and ``extra``
@@ -78,16 +73,35 @@ def publish(root: Path, repo: str, seed: int, gated: bool = False,
     return commit
 
 
-def entry(path: str, data: bytes) -> dict:
-    found = {"type": "file", "path": path, "size": len(data)}
-    if path.endswith(LFS_SUFFIXES):
-        pointer = lfs_pointer(data)
-        found["oid"] = git_blob_sha1(pointer)
-        found["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
-                        "pointerSize": len(pointer)}
+_ENTRIES: dict[tuple[str, int, int], dict] = {}  # (file, size, mtime) -> its entry
+_entries_lock = threading.Lock()
+
+
+def entry_of(name: str, file: Path) -> dict:
+    """``entry`` of a file on disk, its bytes read in chunks and its hashes kept while it is
+    unchanged: a real-size model (GBs of shards) is hashed once, not per request."""
+    found = file.stat()
+    key = (str(file), found.st_size, found.st_mtime_ns)
+    with _entries_lock:
+        if key in _ENTRIES:
+            return {**_ENTRIES[key], "path": name}
+    sha256, blob = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % found.st_size)
+    with file.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha256.update(chunk)
+            blob.update(chunk)
+    made = {"type": "file", "path": name, "size": found.st_size}
+    if name.endswith(LFS_SUFFIXES):
+        pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:"
+                   f"{sha256.hexdigest()}\nsize {found.st_size}\n").encode()
+        made["oid"] = git_blob_sha1(pointer)
+        made["lfs"] = {"oid": sha256.hexdigest(), "size": found.st_size,
+                       "pointerSize": len(pointer)}
     else:
-        found["oid"] = git_blob_sha1(data)
-    return found
+        made["oid"] = blob.hexdigest()
+    with _entries_lock:
+        _ENTRIES[key] = made
+    return made
 
 
 def files_of(folder: Path) -> list[tuple[str, Path]]:
@@ -182,7 +196,7 @@ def make_handler(root: Path, stats: dict, prefix: str = "", cdn: str | None = No
                         repo_commit.rsplit("/", 1)[1] / name
                     if not file.is_file():
                         raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
-                    return self.serve_file(f"{repo_commit}/{name}", file.read_bytes(), {})
+                    return self.serve_file(f"{repo_commit}/{name}", file, {})
                 raise RefusalError(404, "EntryNotFound", f"{path} is not served here")
             except RefusalError as refusal:
                 body = json.dumps({"error": refusal.message}).encode()
@@ -201,7 +215,7 @@ def make_handler(root: Path, stats: dict, prefix: str = "", cdn: str | None = No
             if "/tree/" in rest:
                 repo, revision = rest.split("/tree/", 1)
                 folder = root / repo / "commits" / self.commit(repo, revision.split("/")[0])
-                listed = [entry(name, path.read_bytes()) for name, path in files_of(folder)]
+                listed = [entry_of(name, path) for name, path in files_of(folder)]
                 asked = urllib.parse.parse_qs(query)
                 start = int(asked.get("cursor", ["0"])[0])
                 headers = {}
@@ -224,44 +238,50 @@ def make_handler(root: Path, stats: dict, prefix: str = "", cdn: str | None = No
             file = root / repo / "commits" / commit / name
             if not name or not file.is_file():
                 raise RefusalError(404, "EntryNotFound", f"{name} does not exist at {commit}")
-            data = file.read_bytes()
-            found = entry(name, data)
+            found = entry_of(name, file)
             etag = found["lfs"]["oid"] if "lfs" in found else found["oid"]
             headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Accept-Ranges": "bytes",
-                       "X-Linked-Size": str(len(data))}
+                       "X-Linked-Size": str(found["size"])}
             if "lfs" in found:
                 headers["X-Linked-Etag"] = f'"{etag}"'
                 if cdn:  # the real Hub: a 302 to its CDN, on another host
                     where = f"{cdn}/cdn/{urllib.parse.quote(f'{repo}/{commit}/{name}')}"
                     return self.send(302, b"", {**headers, "Location": where})
-            return self.serve_file(f"{repo}/{commit}/{name}", data, headers)
+            return self.serve_file(f"{repo}/{commit}/{name}", file, headers)
 
-        def serve_file(self, key: str, data: bytes, headers: dict[str, str]) -> None:
+        def serve_file(self, key: str, file: Path, headers: dict[str, str]) -> None:
             """The file, or the part a ``Range: bytes=N-`` asks for (206), as the Hub's CDN
-            serves it; the bytes sent are counted as they go."""
-            if self.command == "HEAD":
-                return self.send(200, data, headers, "application/octet-stream")
+            serves it, read in chunks; the bytes sent are counted as they go."""
+            size = file.stat().st_size
             asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-            start = int(asked.group(1)) if asked and int(asked.group(1)) < len(data) else 0
-            status = 206 if start else 200
+            start = int(asked.group(1)) if asked and int(asked.group(1)) < size else 0
             if start:
-                headers = {**headers, "Content-Range": f"bytes {start}-{len(data) - 1}/"
-                                                      f"{len(data)}"}
-            body = data[start:]
-            with lock:
-                stats["gets"][key] = stats["gets"].get(key, 0) + 1
-            self.send_response(status)
+                headers = {**headers, "Content-Range": f"bytes {start}-{size - 1}/{size}"}
+            if self.command != "HEAD":
+                with lock:
+                    stats["gets"][key] = stats["gets"].get(key, 0) + 1
+            self.send_response(206 if start else 200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(size - start))
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if self.command == "HEAD":
+                return None
             stalling = (root / "stall").exists()  # half the file, then nothing until released
-            sent = body[:max(len(data) // 2 - start, 0)] if stalling else body
-            self.wfile.write(sent)
+            end = max(size // 2, start) if stalling else size
+            with file.open("rb") as handle:
+                handle.seek(start)
+                position = start
+                while position < end:
+                    chunk = handle.read(min(1 << 20, end - position))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    position += len(chunk)
+                    with lock:
+                        stats["bytes"] += len(chunk)
             self.wfile.flush()
-            with lock:
-                stats["bytes"] += len(sent)
             if stalling:
                 while (root / "stall").exists():
                     time.sleep(0.2)

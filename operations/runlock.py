@@ -121,8 +121,9 @@ def settle(hosts: list[Host], wait_s: Callable[[Host], int],
     left: dict[str, str] = {}
     first = True
     while pending:
-        answers = dict(zip(pending, gevent.joinall(
-            [gevent.spawn(_take, h) for h in pending]), strict=True))
+        greenlets = [gevent.spawn(_take, h) for h in pending]
+        gevent.joinall(greenlets)  # (which returns them in the order they finished)
+        answers = dict(zip(pending, greenlets, strict=True))
         held = {}
         for found, greenlet in answers.items():
             answer = greenlet.value or RunLock.default()

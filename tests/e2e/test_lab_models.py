@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from lab.stacks import HUB_GATED, HUB_MODEL, HUB_URL
+from operations.model_files import select
 from tests.e2e.conftest import (
     LAB_DIR,
     changed_hosts,
@@ -135,3 +136,32 @@ def test_a_gated_model_without_a_token_is_refused_before_any_change(first, tmp_p
     assert "accept the model's conditions on its Hub page and give HF_TOKEN" in out
     assert "lab-1  FAILED at 'Preflight: model'" in out
     assert ssh("lab-1", "md5sum /etc/systemd/system/sglang.service").stdout == before
+
+
+def test_a_transfer_cut_half_way_resumes_on_the_next_deploy(first, tmp_path):
+    """A worker that fetches from the Hub itself (no wheelhouse in this fleet): the Hub stops
+    sending half-way through a file, the deploy fails that host with the stall named; the
+    next deploy asks for the rest only, says so, and serves the new commit."""
+    moved = lab("hub-advance").stdout.strip().rsplit(" ", 1)[1]
+    (LAB_DIR / "hub" / "stall").touch()
+    try:
+        cut = deploy(tmp_path, {"lab-1": {"model_revision": moved,
+                                          "model_stall_timeout_s": 3}})
+    finally:
+        (LAB_DIR / "hub" / "stall").unlink()
+    out = cut.stdout + cut.stderr
+    assert cut.returncode != 0 and "the transfer stalled: no data for 3 s" in out, out[-3000:]
+    partial = ssh("lab-1", f"find {CACHE}/blobs -name '*.incomplete' -size +0 "
+                           "-printf '%s\\n'").stdout.split()
+    assert len(partial) == 1, partial  # what arrived before the cut is kept
+    before = hub_stats()["bytes"]
+    again = deploy(tmp_path, {"lab-1": {"model_revision": moved}})
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    resumed = re.search(r"resuming at (\d+) of (\d+) bytes", out)
+    assert resumed and int(resumed.group(1)) == int(partial[0]), out[-3000:]
+    staged = select(lock()["manifests"][f"{HUB_URL} {HUB_MODEL}@{moved}"])
+    sent = hub_stats()["bytes"] - before
+    # The rest of the cut file and the files after it: nothing sent twice.
+    assert sent == sum(f["size"] for f in staged) - int(partial[0]), (sent, staged)
+    assert served_revision("lab-1") == moved
