@@ -82,14 +82,17 @@ def test_environment_file_is_root_only(fleet):
                                                                                       "600"]
 
 
-def test_second_deploy_changes_nothing_on_healthy_hosts_in_one_round_trip_each(fleet):
-    """What every operation checks is read ahead, in one command per host (root login); lab-3,
-    refused by preflight, gets that read and its refusal's failing command."""
+def test_second_deploy_changes_nothing_on_healthy_hosts_in_two_round_trips_each(fleet):
+    """What every operation checks is read ahead, in one command per host (root login), the
+    run lock taken first in it; the lock's release is the second. lab-3, refused by preflight,
+    gets those and its refusal's failing command."""
     second = deploy(extra=("--debug",))
     out = second.stdout + second.stderr
     assert unchanged_hosts(out) == {"lab-1", "lab-2"}, out[-3000:]
     assert changed_hosts(out) & {"lab-1", "lab-2"} == set(), out[-3000:]
-    assert round_trips(out) == {"lab-1": 1, "lab-2": 1, "lab-3": 2}
+    assert round_trips(out) == {"lab-1": 2, "lab-2": 2, "lab-3": 3}
+    for name in ("lab-1", "lab-2", "lab-3"):  # released: no lock left behind
+        assert ssh(name, "test -e /var/lib/sglang-fleet/run-lock.json").returncode == 1
 
 
 def test_charts_literal_line_is_refused_and_service_left_running(fleet, tmp_path):

@@ -85,13 +85,15 @@ def test_the_service_runs_as_its_user_and_secrets_files_stay_root_only(first):
         "sglang", "root", "700", "root", "600"]
 
 
-def test_second_deploy_changes_nothing_on_the_converged_hosts_in_two_round_trips_each(first):
+def test_second_deploy_changes_nothing_on_the_converged_hosts_in_three_round_trips_each(
+        first):
     """Through sudo: the login (and the rollout's health read) without sudo, then every
-    operation's checks in one command with sudo; lab-3, refused, gets its login read and the
-    refusal's failing command, and nothing else."""
+    operation's checks in one command with sudo (the run lock taken first in it), then the
+    lock's release; lab-3, refused, gets its login read and the refusal's failing command, and
+    nothing else (it takes no lock: its login cannot change it)."""
     second = deploy(extra=("--debug",))
     out = second.stdout + second.stderr
-    assert round_trips(out) == {"lab-1": 2, "lab-2": 2, "lab-gw": 2, "lab-3": 2}
+    assert round_trips(out) == {"lab-1": 3, "lab-2": 3, "lab-gw": 3, "lab-3": 2}
     assert unchanged_hosts(out) == {"lab-1", "lab-2", "lab-gw"}, out[-3000:]
     assert changed_hosts(out) & {"lab-1", "lab-2", "lab-gw"} == set(), out[-3000:]
 
