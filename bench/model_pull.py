@@ -135,9 +135,13 @@ def main() -> None:
     args = parser.parse_args()
     largest = max(args.counts)
     print(f"disk free at the start: {free_gb():.1f} GB", flush=True)
-    subprocess.run([LAB, "up", str(largest), "--gateway"], check=True, cwd=ROOT)
-    subprocess.run([PYINFRA, "-y", "inventory.py", "deploy.py"], check=True, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run([LAB, "up", str(largest), "--profiles", ",".join(["rtx5090-cu13"] * largest),
+                    "--gateway"], check=True, cwd=ROOT)
+    deployed = subprocess.run([PYINFRA, "-y", "inventory.py", "deploy.py"], cwd=ROOT,
+                              capture_output=True, text=True)
+    if deployed.returncode:
+        Path("/tmp/bench-failed.log").write_text(deployed.stdout + deployed.stderr)
+        raise SystemExit("the first deploy failed (/tmp/bench-failed.log)")
     repo = f"lab/real-{args.size_gb:g}gb"
     folder = model_dir(args.size_gb)
     publish(HUB_ROOT, repo, folder)
