@@ -7,7 +7,7 @@ import json
 
 from pyinfra.context import ctx_host
 
-from operations import venv
+from operations import venv, watch
 from operations.facts.host import PortListener
 from operations.server_files import other_manager_retired
 from operations.settings import validate
@@ -17,12 +17,16 @@ from tests.unit.flag_table import CHART_MODEL_CONFIG, PINNED, options
 
 
 def run_op(op, fake: FakeHost, **kwargs) -> list[str]:
-    """Run an operation's generator against a fake host; return its commands as text."""
+    """Run an operation's generator against a fake host; return its commands as text (a
+    command streamed as it runs, operations/watch.py: the command it runs)."""
     with ctx_host.use(fake):
         commands = []
         for command in op._inner(**kwargs):
-            commands.append(command.get_raw_value() if hasattr(command, "get_raw_value")
-                            else repr(command))
+            if getattr(command, "function", None) is watch._streamed:
+                commands.append(command.args[0])
+            else:
+                commands.append(command.get_raw_value() if hasattr(command, "get_raw_value")
+                                else repr(command))
         return commands
 
 
@@ -36,7 +40,11 @@ def test_stack_installs_into_a_new_venv_then_records():
                               "Distributions": {"error": "no python"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "python3 -m venv /opt/sglang/venv"
-    assert commands[1].startswith("/opt/sglang/venv/bin/python -m pip install")
+    # pip, with its progress said while it runs (files/watch_run.py, against the stack's size)
+    watched, pip = commands[1].split(" -- sh -c ", 1)
+    assert watched.startswith("python3 -c ") and watched.endswith(
+        "'stack cu13-stable installing' /opt/sglang/venv 11000000000 10")
+    assert pip.startswith("'/opt/sglang/venv/bin/python -m pip install")
     assert "--trusted-host 10.213.0.1" in commands[1]
     assert "torch==2.14.1" in commands[1] and "sglang==0.5.23" in commands[1]
     assert "stack.json" in commands[-2]
