@@ -73,5 +73,6 @@ def lab_hosts() -> list[tuple[str, dict]]:
         "driver_repo_url": DRIVER_REPO_URL,  # the lab's NVIDIA repository, as a mirror is given
         # Lab hosts live on the control machine's disk, which is smaller than a GPU box's.
         "min_free_disk_gb": 5,
+        "disk_margin_gb": 2,
         "health_timeout_s": 60,
     }) for host in _read(None)]

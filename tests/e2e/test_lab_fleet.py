@@ -213,7 +213,10 @@ def test_nearly_full_disk_fails_preflight_before_installing(fleet, tmp_path):
                                              "min_free_disk_gb": 1}})
         out = result.stdout + result.stderr
         assert result.returncode != 0
-        assert "lab-2: preflight disk-space failed: found 0.0 GB free at /srv/small/sglang" in out
+        # One filesystem under both paths: the stack, the model and the margin, each said.
+        assert ("lab-2: preflight disk-space failed: found 0.0 GB free at /srv/small/cache and "
+                "/srv/small/sglang; needed > ") in out, out[-3000:]
+        assert "GB for the stack lab-cu13-stable, " in out and "GB for the model " in out
         assert ssh("lab-2", "ls /srv/small").stdout.split() == ["fill"]
     finally:
         ssh("lab-2", "umount /srv/small")
