@@ -16,7 +16,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.api.host import Host
 
-from operations import FILES_DIR, secrets, survey
+from operations import FILES_DIR, secrets
 from operations.roles import address, router_urls
 from operations.settings import Settings
 
@@ -61,7 +61,3 @@ def control_key_written(settings: Settings, path: str):
     """
     yield from secrets.put_private(path, secrets.load(host.name, settings)["ROUTER_CONTROL_KEY"]
                                    + "\n")
-
-
-def control_key_reads(path: str) -> list[survey.Read]:
-    return secrets.private_reads(path)

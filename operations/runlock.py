@@ -32,13 +32,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import gevent
-from pyinfra import state
 from pyinfra.api import FactBase, StringCommand
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.host import Host
 
 from operations import FILES_DIR, survey
-from operations.facts.status import split_status, with_status
+from operations.facts.status import json_or_error, with_status
 
 PATH = "/var/lib/sglang-fleet/run-lock.json"  # one per host, whatever the checkout's settings
 CODE = (FILES_DIR / "run_lock.py").read_text()
@@ -66,13 +64,8 @@ class RunLock(FactBase):
         return {"state": "error", "error": "the host could not be read"}
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        lines, status = split_status(output)
-        if status == 0 and lines:
-            try:
-                return json.loads(lines[-1])
-            except ValueError:
-                pass
-        return {"state": "error", "error": "\n".join(lines)}
+        found = json_or_error(output)
+        return found if "state" in found else {"state": "error", **found}
 
 
 def holder() -> dict[str, Any]:
@@ -167,12 +160,10 @@ def settle(hosts: list[Host], wait_s: Callable[[Host], int],
 def _connector_run(host: Host, action: str, lease_s: float = LEASE_S) -> None:
     """The lock's command over the host's connection, outside pyinfra's operations (and the
     survey's notice): its output is not the run's."""
-    arguments: dict[str, Any] = {k: v for k, v in pop_global_arguments(state, host, {})[0].items()
-                                 if k in CONNECTOR_ARGUMENT_KEYS}
     try:
         host.connector.run_shell_command(
             StringCommand(RunLock().command(action, json.dumps(holder()), lease_s)),
-            print_output=False, print_input=False, **arguments)
+            print_output=False, print_input=False, **survey.host_connector_arguments(host))
     except Exception:  # noqa: BLE001, S110 (a host lost: its lock goes stale by itself)
         pass
 
@@ -195,10 +186,10 @@ def _keep_renewing() -> None:
         _renewer.append(gevent.spawn(renew))
 
 
-def keep_commands(lease_s: float) -> list[StringCommand]:
+def keep_command(lease_s: float) -> StringCommand:
     """Before this run reboots a host: the lock held by its lease alone (``lease_s``), since
     the reboot ends the session that holds it; renewed with the new session after."""
-    return [StringCommand(RunLock().command("keep", json.dumps(holder()), lease_s))]
+    return StringCommand(RunLock().command("keep", json.dumps(holder()), lease_s))
 
 
 def renew_command() -> StringCommand:

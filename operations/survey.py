@@ -100,8 +100,17 @@ _HOST_ARGUMENTS: dict[str, dict[str, Any]] = {}  # each host's connector argumen
 _once = threading.Lock()  # gevent's, under pyinfra
 
 
-def _connector_arguments(arguments: Any) -> dict[str, Any]:
+def connector_arguments(arguments: Any) -> dict[str, Any]:
+    """Of pyinfra's global arguments, those its connector takes (sudo and the like)."""
     return {k: v for k, v in arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
+
+
+def host_connector_arguments(host: Host) -> dict[str, Any]:
+    """The connector arguments the inventory gives ``host`` (sudo and the like), read once."""
+    if host.name not in _HOST_ARGUMENTS:
+        _HOST_ARGUMENTS[host.name] = connector_arguments(pop_global_arguments(state, host,
+                                                                               {})[0])
+    return _HOST_ARGUMENTS[host.name]
 
 
 def _keys(host: Host, fact: type[FactBase], args: tuple, kwargs: dict) -> tuple[str, str, dict,
@@ -114,12 +123,9 @@ def _keys(host: Host, fact: type[FactBase], args: tuple, kwargs: dict) -> tuple[
     if args or fact_kwargs:
         fact_kwargs = inspect.getcallargs(fact().command, *args, **fact_kwargs)
         fact_kwargs.pop("self", None)
-    if host.name not in _HOST_ARGUMENTS:
-        _HOST_ARGUMENTS[host.name] = _connector_arguments(pop_global_arguments(state, host,
-                                                                               {})[0])
-    connector = {**_HOST_ARGUMENTS[host.name],
-                 **_connector_arguments(host.current_op_global_arguments or {}),
-                 **_connector_arguments(kwargs)}
+    connector = {**host_connector_arguments(host),
+                 **connector_arguments(host.current_op_global_arguments or {}),
+                 **connector_arguments(kwargs)}
     connector_key = repr(sorted(connector.items()))
     return (f"{fact.__module__}.{fact.__name__}{sorted(fact_kwargs.items())!r}{connector_key}",
             connector_key, connector, fact_kwargs)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, StringCommand
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 
 from operations import FILES_DIR
 from operations.report import note
+from operations.survey import connector_arguments
 
 WATCH_CODE = (FILES_DIR / "watch_run.py").read_text()
 EVERY_S = 10  # how often a long step says how far it is
@@ -48,6 +48,5 @@ def streamed(command: str, summary: Summary | None = None) -> FunctionCommand:
     """``command`` with its output shown as it comes, under the host's name, with the running
     operation's connector arguments (sudo included); ``summary(output lines)``: a line for the
     host in the run's summary (what moved, and from where)."""
-    arguments = {key: value for key, value in (host.current_op_global_arguments or {}).items()
-                 if key in CONNECTOR_ARGUMENT_KEYS}
+    arguments = connector_arguments(host.current_op_global_arguments or {})
     return FunctionCommand(_streamed, (command, arguments, summary), {})

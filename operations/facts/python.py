@@ -16,7 +16,7 @@ from typing import Any
 from pyinfra.api import FactBase
 
 from operations import FILES_DIR
-from operations.facts.status import END, split_status, with_status
+from operations.facts.status import END, json_or_error, with_status
 
 
 class PythonJson(FactBase):
@@ -37,13 +37,7 @@ class PythonJson(FactBase):
         return {"error": "the host could not be read"}
 
     def process(self, output: list[str]) -> dict[str, Any]:
-        lines, status = split_status(output)
-        if status == 0 and lines:
-            try:
-                return json.loads(lines[-1])
-            except ValueError:
-                pass
-        return {"error": "\n".join(lines), "status": status}
+        return json_or_error(output)
 
 
 # Several PythonJson snippets of the system's python3 in one interpreter, each as

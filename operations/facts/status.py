@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -24,6 +25,18 @@ def split_status(output: list[str]) -> tuple[list[str], int]:
         if found and status.isdigit():
             return output[:-1] + ([before] if before else []), int(status)
     return output, 1
+
+
+def json_or_error(output: list[str]) -> dict[str, Any]:
+    """What a ``with_status`` command printed as JSON on its last line, or ``{"error": its
+    output, "status": its exit status}`` when it failed or printed something else."""
+    lines, status = split_status(output)
+    if status == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    return {"error": "\n".join(lines), "status": status}
 
 
 class YesNo(FactBase):

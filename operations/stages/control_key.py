@@ -9,15 +9,15 @@ Example::
 
 from __future__ import annotations
 
-from operations import survey
+from operations import secrets, survey
 from operations.outcome import Done
 from operations.roles import router_urls
-from operations.router import WORKER_KEY_PATH, control_key_reads, control_key_written
+from operations.router import WORKER_KEY_PATH, control_key_written
 from operations.settings import Settings
 
 
 def reads(settings: Settings) -> list[survey.Read]:  # noqa: ARG001 (every stage's face)
-    return control_key_reads(WORKER_KEY_PATH) if router_urls() else []
+    return secrets.private_reads(WORKER_KEY_PATH) if router_urls() else []
 
 
 def apply(settings: Settings, done: Done) -> None:  # noqa: ARG001 (every stage's face)

@@ -84,7 +84,7 @@ def rebooted(settings: Settings):
     before = state["boot_id"]
     yield from leave_commands(settings)
     # The session that holds the run lock ends with the reboot: its lease holds it meanwhile.
-    yield from runlock.keep_commands(settings.reboot_timeout_s + runlock.LEASE_S)
+    yield runlock.keep_command(settings.reboot_timeout_s + runlock.LEASE_S)
     # Detached, so the SSH channel closes before the host goes down (as pyinfra's reboot).
     yield StringCommand("( sleep 1 && systemctl reboot ) </dev/null >/dev/null 2>&1 &")
 

@@ -21,14 +21,13 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import apt, files, systemd
 
-from operations import FILES_DIR, restarts, survey
+from operations import FILES_DIR, restarts, secrets, survey
 from operations.facts.host import Pid1, UserExists
 from operations.facts.venv import Distributions
 from operations.outcome import Done, refused_without_systemd
 from operations.roles import settings_of, workers
 from operations.router import (
     GATEWAY_KEY_PATH,
-    control_key_reads,
     control_key_written,
     worker_url,
 )
@@ -69,7 +68,7 @@ def reads(settings: Settings) -> list[survey.Read]:
     """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
     return [survey.Read(Pid1), *survey.apt_reads(), survey.Read(UserExists, {"user": ROUTER_USER}),
             survey.Read(Distributions, {"python": f"{router_venv(settings)}/bin/python"}),
-            *control_key_reads(GATEWAY_KEY_PATH), *survey.put_reads(launcher_path(settings)),
+            *secrets.private_reads(GATEWAY_KEY_PATH), *survey.put_reads(launcher_path(settings)),
             *survey.put_reads(f"/etc/systemd/system/{UNIT}"), *survey.service_reads(UNIT)]
 
 

@@ -174,8 +174,10 @@ def test_a_container_held_by_another_live_run_is_left_alone_named_then_taken_ove
               "since": "2026-12-02 01:00:00 UTC", "started": 1.0}
     take = shlex.join(["python3", "-c", runlock.CODE, "take", runlock.PATH,
                        json.dumps(holder), "300"])
-    other = subprocess.Popen(ssh_argv(lab_hosts()[RUNPOD], f"{take} && exec sleep 600"),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The session stays open (cat waits on its input) until the test ends it.
+    other = subprocess.Popen(ssh_argv(lab_hosts()[RUNPOD], f"{take} && exec cat"),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
     try:
         assert '"state": "taken"' in other.stdout.readline()
         before = ssh(RUNPOD, "sha256sum /etc/supervisor/conf.d/sglang.conf").stdout

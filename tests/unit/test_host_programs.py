@@ -376,27 +376,37 @@ def test_the_supervised_wrapper_reads_the_env_file_notes_the_start_and_drops_to_
 
 # WATCH_CODE: a long step's progress, from the disk it fills.
 
-def watch(tmp_path: Path, command: str, every: float, total: int = 0) -> list[str]:
+def watch_argv(path: Path, command: str, every: float, total: int = 0) -> list[str]:
     from operations.watch import WATCH_CODE
-    done = subprocess.run([sys.executable, "-c", WATCH_CODE, "stack x installing",
-                           str(tmp_path / "venv"), str(total), str(every), "--", "sh", "-c",
-                           command], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
+    return [sys.executable, "-c", WATCH_CODE, "stack x installing", str(path), str(total),
+            str(every), "--", "sh", "-c", command]
 
 
 def test_a_long_step_says_how_far_it_is_and_ends_with_what_it_filled(tmp_path):
+    """The step fills half its total, then runs on until the test has seen the watcher say
+    so (no race with the watcher's clock)."""
     filled = f"mkdir -p {tmp_path}/venv && head -c 3000000 /dev/zero > {tmp_path}/venv/f"
-    lines = watch(tmp_path, f"{filled} && sleep 1.5", every=0.3, total=6_000_000)
+    until_seen = f"until [ -e {tmp_path}/seen ]; do sleep 0.05; done"
+    step = subprocess.Popen(watch_argv(tmp_path / "venv", f"{filled} && {until_seen}", 0.3,
+                                       total=6_000_000), stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [step.stdout.readline().rstrip("\n")]
+        while "(50%)" not in lines[-1] and lines[-1]:
+            lines.append(step.stdout.readline().rstrip("\n"))
+        (tmp_path / "seen").touch()
+        rest, _ = step.communicate(timeout=60)
+    finally:
+        step.kill()
+    assert step.returncode == 0
     assert lines[0].startswith("stack x installing: 0.00 of 0.01 GB (") and "MB/s" in lines[0]
-    assert any("(50%)" in line and " left" in line for line in lines[:-1]), lines
-    assert lines[-1].startswith("stack x installing: 0.00 GB in ")  # 3 MB, in GB
+    assert "(50%)" in lines[-1] and " left" in lines[-1], lines
+    assert rest.splitlines()[-1].startswith("stack x installing: 0.00 GB in ")  # 3 MB, in GB
 
 
 def test_a_short_step_says_nothing_and_a_failing_one_keeps_its_status(tmp_path):
-    assert watch(tmp_path, "true", every=30) == []
-    from operations.watch import WATCH_CODE
-    failed = subprocess.run([sys.executable, "-c", WATCH_CODE, "x", str(tmp_path), "0", "30",
-                             "--", "sh", "-c", "echo no; exit 3"], capture_output=True,
-                            text=True, timeout=60)
+    quiet = subprocess.run(watch_argv(tmp_path, "true", every=30), capture_output=True,
+                           text=True, timeout=60)
+    assert (quiet.returncode, quiet.stdout) == (0, "")
+    failed = subprocess.run(watch_argv(tmp_path, "echo no; exit 3", every=30),
+                            capture_output=True, text=True, timeout=60)
     assert (failed.returncode, failed.stdout) == (3, "no\n")
