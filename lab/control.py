@@ -24,6 +24,7 @@ from lab.stacks import (
     WHEELHOUSE_PORT,
 )
 from lab.standin.build import build_all
+from operations.venv import UV_VERSION
 
 HERE = Path(__file__).resolve().parent
 BRIDGE = "sglab0"
@@ -31,6 +32,7 @@ SUBNET = "10.213.0.0/24"
 BASE = LAB_DIR / "base"
 BASE_DONE = LAB_DIR / "base.done"
 HUB_ROOT = LAB_DIR / "hub"
+TOOLS = LAB_DIR / "cache" / "tools"  # kept by `lab down` (only --purge removes it)
 
 # supervisor: what a rented container image runs its services with (masked on systemd hosts)
 BASE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,supervisor"
@@ -99,6 +101,7 @@ def services_up() -> None:
     wheelhouse = LAB_DIR / "wheelhouse"
     shutil.rmtree(wheelhouse, ignore_errors=True)
     build_all(wheelhouse)
+    uv_wheel_into(wheelhouse / "simple" / "uv")
     start("wheelhouse", [sys.executable, "-m", "http.server", str(WHEELHOUSE_PORT), "--bind",
                          GATEWAY, "--directory", str(wheelhouse)], RUN / "wheelhouse.log")
     repo.build(DRIVER_REPO, LAB_DIR / "driver-gpg", DRIVER_REPO_URL)
@@ -113,6 +116,18 @@ def services_up() -> None:
                   str(HUB_PORT)], RUN / "hub.log")
     for port in (PROXY_PORT, WHEELHOUSE_PORT, HUB_PORT, DRIVER_REPO_PORT):
         wait_port(GATEWAY, port, 15, f"lab service on {GATEWAY}:{port}")
+
+
+def uv_wheel_into(index: Path) -> None:
+    """uv's real wheel (the default installer, a static binary the lab's hosts run) in the lab's
+    index, fetched from the package index once into the lab's cache."""
+    wheels = TOOLS / f"uv-{UV_VERSION}"
+    if not any(wheels.glob("uv-*.whl")):
+        run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary",
+            ":all:", "--dest", str(wheels), f"uv=={UV_VERSION}")
+    index.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels.glob("uv-*.whl"):
+        shutil.copy(wheel, index / wheel.name)
 
 
 def wait_port(address: str, port: int, timeout: float, what: str) -> None:

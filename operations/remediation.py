@@ -34,7 +34,7 @@ from operations.report import note
 from operations.server_files import written
 from operations.settings import Settings
 from operations.snapshot import restage_command
-from operations.venv import pip, pip_commands, wanted_record
+from operations.venv import install_commands, installer_command, pip, wanted_record
 
 MAX_STEPS = 3
 
@@ -100,9 +100,11 @@ def plan(symptom_key: str | None, settings: Settings, tried: list[str],
                     ["DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnuma1 libnuma-dev"])
     if remedy == "reinstall-stack":
         names = list(settings.stack_def().packages)
+        record = wanted_record(settings)
         return Step(remedy, "reinstall the stack's exact pins (the kernel that matches torch)",
                     [shlex.join([*pip(settings.venv_dir), "uninstall", "-y", *names]),
-                     *pip_commands(settings, wanted_record(settings))])
+                     *filter(None, [installer_command(settings, record)]),
+                     *install_commands(settings, record)])
     if remedy == "arch-list-ptx":
         return Step(remedy, 'set TORCH_CUDA_ARCH_LIST="12.0+PTX"',
                     overrides={"environment": {**settings.environment,

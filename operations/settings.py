@@ -252,6 +252,9 @@ class Settings:
     remediate: bool = _setting(True, "Apply the chart's fix when health fails after a change "
                                "(diagnose.py: only with --data remediate=true).",
                                rule=kind(bool, "must be true or false"))
+    installer: str = _setting("uv", "What installs the stack into the venv: uv (the default, "
+                              "2.2x faster, docs/benchmarks.md run 8) or pip; the same pins.",
+                              rule=one_of(("uv", "pip")))
     pip_index_url: str | None = _setting(None, "Replaces the stack's pip index URL.", rule=url)
     pip_extra_index_urls: list | None = _setting(None, "Replaces the stack's extra index URLs.",
                                                  rule=url_list)

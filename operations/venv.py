@@ -1,11 +1,12 @@
-"""A worker's venv as the deploy keeps it: the record of what it should hold, the pip commands
-that install it from the stack's sources or the fleet's wheelhouse, and the installed SGLang's
-options cache (pure; the python_env stage runs them).
+"""A worker's venv as the deploy keeps it: the record of what it should hold, the installer
+commands (uv by default, pip by the ``installer`` setting) that install it from the stack's
+sources or the fleet's wheelhouse, and the installed SGLang's options cache (pure; the
+python_env stage runs them).
 
 Example::
 
     record = wanted_record(settings, wheelhouse=None)
-    for command in pip_commands(settings, record):
+    for command in install_commands(settings, record):
         print(command)
 """
 
@@ -19,6 +20,13 @@ from pyinfra.api import StringCommand
 
 from operations.facts.venv import SGLANG_OPTIONS_CODE
 from operations.settings import Settings
+
+# uv installs the same pins from the same wheels 2.2x faster than pip (docs/benchmarks.md run 8);
+# it goes into the venv with pip, from the stack's own sources (or the wheelhouse's lock).
+UV_VERSION = "0.13.9"
+INSTALLER_LOCK = "installer.lock"  # the wheelhouse's lock of uv, beside requirements.lock
+# pip's step options as uv spells them (stacks.Stack.install_steps).
+UV_OPTIONS = {"--pre": "--prerelease=allow"}
 
 
 def pip(venv_dir: str) -> list[str]:
@@ -91,16 +99,56 @@ def pip_install(settings: Settings, venv_dir: str, index_url: str,
 
 
 
-def pip_commands(settings: Settings, record: dict) -> list[str]:
+def _uv(settings: Settings) -> list[str]:
+    """``uv pip install`` into the venv, byte-compiled as pip does; the host's proxy and CA
+    bundle as uv reads them (its environment)."""
+    environment = [f"{name}={settings.pip_proxy}" for name in ("HTTP_PROXY", "HTTPS_PROXY")
+                   if settings.pip_proxy]
+    if settings.pip_cert:
+        environment.append(f"SSL_CERT_FILE={settings.pip_cert}")
+    return [*(["env", *environment] if environment else []), f"{settings.venv_dir}/bin/uv",
+            "pip", "install", "--python", settings.python, "--compile-bytecode"]
+
+
+def installer_command(settings: Settings, record: dict) -> str | None:
+    """uv put into the venv at its pin, from where the stack comes from; None with pip."""
+    if settings.installer != "uv":
+        return None
     if record["wheelhouse"]:
-        # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
-        # wheelhouse is on the fleet's own network, over plain HTTP.
+        return _locked_pip(settings, record["wheelhouse"], INSTALLER_LOCK)
+    return shlex.join([*pip_install(settings, settings.venv_dir, record["index_url"],
+                                    record["extra_index_urls"], record["find_links"]),
+                       f"uv=={UV_VERSION}"])
+
+
+def _locked_pip(settings: Settings, url: str, lock: str) -> str:
+    # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
+    # wheelhouse is on the fleet's own network, over plain HTTP.
+    return shlex.join([*pip(settings.venv_dir), "install", "--disable-pip-version-check",
+                       "--no-index", "--find-links", f"{url}/files/",
+                       "--trusted-host", urlsplit(url).hostname or url, "--no-deps",
+                       "--require-hashes", "-r", f"{url}/{lock}"])
+
+
+def install_commands(settings: Settings, record: dict) -> list[str]:
+    """The stack installed by the host's installer: from the wheelhouse's lock, or step by
+    step from the stack's sources."""
+    uv = settings.installer == "uv"
+    if record["wheelhouse"]:
         url = record["wheelhouse"]
-        return [shlex.join([*pip(settings.venv_dir), "install",
-                            "--disable-pip-version-check", "--no-index",
-                            "--find-links", f"{url}/files/",
-                            "--trusted-host", urlsplit(url).hostname, "--no-deps",
-                            "--require-hashes", "-r", f"{url}/requirements.lock"])]
+        if not uv:
+            return [_locked_pip(settings, url, "requirements.lock")]
+        return [shlex.join([*_uv(settings), "--no-index", "--find-links", f"{url}/files/",
+                            "--no-deps", "--require-hashes", "-r", f"{url}/requirements.lock"])]
+    if uv:
+        sources = ["--index-strategy", "unsafe-best-match",  # pip's: the best version anywhere
+                   "--index-url", record["index_url"],
+                   *(w for u in record["extra_index_urls"] for w in ("--extra-index-url", u)),
+                   *(w for u in record["find_links"] for w in ("--find-links", u))]
+        return [shlex.join([*_uv(settings), *sources,
+                            *(UV_OPTIONS.get(option, option) for option in options),
+                            *requirements])
+                for requirements, options in settings.stack_def().steps()]
     install = pip_install(settings, settings.venv_dir, record["index_url"],
                           record["extra_index_urls"], record["find_links"])
     return [shlex.join(install + options + requirements)

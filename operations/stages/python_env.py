@@ -26,9 +26,11 @@ from operations.facts.venv import TORCH_KERNEL_CODE, Distributions, VenvExists
 from operations.outcome import Done, fail
 from operations.settings import Settings
 from operations.venv import (
+    UV_VERSION,
+    install_commands,
+    installer_command,
     options_path,
     pip,
-    pip_commands,
     record_path,
     wanted_record,
     write_options,
@@ -43,8 +45,9 @@ def reads(settings: Settings) -> list[survey.Read]:
             survey.Read(FileContents, {"path": options_path(settings)})]
 
 
-def _installed(stack: str, where: str, lines: list[str]) -> str:  # noqa: ARG001 (a summary)
-    return f"stack {stack}: installed from {where}"
+def _installed(stack: str, installer: str, where: str,
+               lines: list[str]) -> str:  # noqa: ARG001 (a summary)
+    return f"stack {stack}: installed by {installer} from {where}"
 
 
 @operation(is_idempotent=True)
@@ -73,11 +76,14 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
         if inexact:
             yield StringCommand(shlex.join([*pip(settings.venv_dir), "uninstall", "-y",
                                             *inexact]))
+    bootstrap = installer_command(settings, wanted)
+    if bootstrap and (not venv_ok or installed.get("uv") != UV_VERSION):
+        yield StringCommand(bootstrap)
     stack = settings.stack_def()
-    for command in pip_commands(settings, wanted):  # its progress said while it runs
+    for command in install_commands(settings, wanted):  # its progress said while it runs
         yield streamed(watched(f"stack {stack.name} installing", settings.venv_dir,
                                stack.disk_gb * 1e9, command),
-                       summary=functools.partial(_installed, stack.name,
+                       summary=functools.partial(_installed, stack.name, settings.installer,
                                                  wanted["wheelhouse"] or wanted["index_url"]))
     # Recorded last: an interrupted install leaves no record and the next run installs again.
     path = shlex.quote(record_path(settings))

@@ -45,7 +45,7 @@ from operations.snapshot import (
     wheelhouse_cache,
     wheelhouse_job,
 )
-from operations.venv import pip_sources, wanted_record
+from operations.venv import UV_VERSION, pip_sources, wanted_record
 from operations.watch import streamed, watched
 
 SITE = "/etc/nginx/conf.d/sglang-wheelhouse.conf"
@@ -64,14 +64,16 @@ def apt_cache_conf(settings: Settings) -> str:
 
 
 def fetch_spec(settings: Settings, worker: Settings) -> dict:
-    """What to fetch for a worker's stack, from the worker's sources, through the wheelhouse
-    host's own proxy and CA bundle; its digest names it."""
+    """What to fetch for a worker's stack and uv (the default installer), from the worker's
+    sources, through the wheelhouse host's own proxy and CA bundle; its digest names it."""
     record = wanted_record(worker)
     steps = worker.stack_def().steps()
-    digest = hashlib.sha256(json.dumps([record, steps], sort_keys=True).encode()).hexdigest()
     sources = pip_sources(settings, record["index_url"], record["extra_index_urls"],
                           record["find_links"])
-    return {"sources": sources, "steps": steps, "digest": digest}
+    installer = [f"uv=={UV_VERSION}"]
+    digest = hashlib.sha256(json.dumps([record, steps, installer],
+                                       sort_keys=True).encode()).hexdigest()
+    return {"sources": sources, "steps": steps, "installer": installer, "digest": digest}
 
 
 def stacks_dir(settings: Settings) -> str:

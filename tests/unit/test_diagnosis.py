@@ -132,7 +132,8 @@ def test_libnuma_and_abi_remedies_fix_the_host_not_the_flags():
     assert "libnuma1 libnuma-dev" in libnuma.commands[0] and not libnuma.overrides
     abi = plan("abi-mismatch", settings, [])
     assert abi.commands[0].startswith("/opt/sglang/venv/bin/python -m pip uninstall -y torch")
-    assert "sglang-kernel==0.4.10" in abi.commands[1]
+    assert abi.commands[1].endswith(" uv==0.13.9")  # the installer, then the pins
+    assert "sglang-kernel==0.4.10" in abi.commands[2]
 
 
 def test_a_supervised_server_is_named_in_supervisors_words():

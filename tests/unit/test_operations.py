@@ -35,22 +35,52 @@ PINS = {"torch": "2.14.1", "sglang-kernel": "0.4.10", "flashinfer-python": "0.7.
         "sglang": "0.5.23"}
 
 
-def test_stack_installs_into_a_new_venv_then_records():
+def test_stack_installs_into_a_new_venv_by_uv_then_records():
     fake = FakeHost("lab-1", {"FileContents": None,
                               "Distributions": {"error": "no python"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "python3 -m venv /opt/sglang/venv"
-    # pip, with its progress said while it runs (files/watch_run.py, against the stack's size)
-    watched, pip = commands[1].split(" -- sh -c ", 1)
+    # uv into the venv by pip, at its pin, from the stack's own index
+    assert commands[1].startswith("/opt/sglang/venv/bin/python -m pip install")
+    assert "--index-url http://10.213.0.1:8090/simple" in commands[1]
+    assert commands[1].endswith(f" uv=={venv.UV_VERSION}")
+    # uv, with its progress said while it runs (files/watch_run.py, against the stack's size)
+    watched, uv = commands[2].split(" -- sh -c ", 1)
     assert watched.startswith("python3 -c ") and watched.endswith(
         "'stack cu13-stable installing' /opt/sglang/venv 11000000000 10")
-    assert pip.startswith("'/opt/sglang/venv/bin/python -m pip install")
-    assert "--trusted-host 10.213.0.1" in commands[1]
-    assert "torch==2.14.1" in commands[1] and "sglang==0.5.23" in commands[1]
+    assert uv.startswith("'/opt/sglang/venv/bin/uv pip install --python "
+                         "/opt/sglang/venv/bin/python --compile-bytecode --index-strategy "
+                         "unsafe-best-match --index-url http://10.213.0.1:8090/simple")
+    assert "torch==2.14.1" in commands[2] and "sglang==0.5.23" in commands[2]
     assert "stack.json" in commands[-2]
     assert commands[-1].endswith("> /opt/sglang/sglang-options.json.new && mv "
                                  "/opt/sglang/sglang-options.json.new "
                                  "/opt/sglang/sglang-options.json")
+
+
+def test_installer_pip_installs_the_same_pins_by_pip_and_never_fetches_uv():
+    settings = validate("lab-1", {"stack": "cu13-stable", "installer": "pip",
+                                  "pip_index_url": "http://10.213.0.1:8090/simple"})
+    fake = FakeHost("lab-1", {"FileContents": None, "Distributions": {"error": "no python"}})
+    commands = run_op(python_env.stack_installed, fake, settings=settings)
+    assert not any("uv" in command.split() or "uv==" in command for command in commands)
+    pip = commands[1].split(" -- sh -c ", 1)[1]
+    assert pip.startswith("'/opt/sglang/venv/bin/python -m pip install")
+    assert "--trusted-host 10.213.0.1" in pip
+    assert "torch==2.14.1" in pip and "sglang==0.5.23" in pip
+    # the record is the installer's business no more than the checks are: the same
+    assert venv.wanted_record(settings) == venv.wanted_record(LAB)
+
+
+def test_uv_reads_the_hosts_proxy_and_ca_bundle_from_its_environment():
+    settings = validate("lab-1", {"stack": "cu13-stable", "pip_proxy": "http://proxy:3128",
+                                  "pip_cert": "/etc/lab-ca.pem"})
+    [command] = venv.install_commands(settings, venv.wanted_record(settings))
+    assert command.startswith("env HTTP_PROXY=http://proxy:3128 HTTPS_PROXY=http://proxy:3128 "
+                              "SSL_CERT_FILE=/etc/lab-ca.pem /opt/sglang/venv/bin/uv pip install")
+    # ... and the bootstrap's pip its options
+    bootstrap = venv.installer_command(settings, venv.wanted_record(settings))
+    assert "--proxy http://proxy:3128 --cert /etc/lab-ca.pem" in bootstrap
 
 
 def test_stack_does_nothing_when_pins_and_record_match():
@@ -65,7 +95,17 @@ def test_stack_reinstalls_when_kernel_build_differs():
                               "Distributions": {**PINS, "sglang-kernel": "0.4.10+torch2.13"}})
     commands = run_op(python_env.stack_installed, fake, settings=LAB)
     assert commands[0] == "/opt/sglang/venv/bin/python -m pip uninstall -y sglang-kernel"
-    assert "sglang-kernel==0.4.10" in commands[1]
+    assert commands[1].endswith(f" uv=={venv.UV_VERSION}")  # a venv pip made: uv first
+    assert "uv pip install" in commands[2] and "sglang-kernel==0.4.10" in commands[2]
+
+
+def test_uv_at_its_pin_is_not_installed_again():
+    record = json.dumps({**venv.wanted_record(LAB), "index_url": "https://old/simple"})
+    fake = FakeHost("lab-1", {"FileContents": record.splitlines(),
+                              "Distributions": {**PINS, "uv": venv.UV_VERSION}})
+    commands = run_op(python_env.stack_installed, fake, settings=LAB)
+    assert "uv pip install" in commands[0]
+    assert not any(f"uv=={venv.UV_VERSION}" in command for command in commands)
 
 
 def test_stack_reinstalls_when_the_index_changes():
@@ -77,11 +117,17 @@ def test_stack_reinstalls_when_the_index_changes():
 
 def test_nightly_stack_installs_in_steps_with_nightly_torch_last_but_one():
     settings = validate("gpu-01", {"stack": "cu128-nightly"})
-    commands = venv.pip_commands(settings, venv.wanted_record(settings))
+    commands = venv.install_commands(settings, venv.wanted_record(settings))
     assert [c.split()[-1] for c in commands] == ["sglang==0.5.2",
                                                  "torch==2.10.0.dev20250916+cu128",
                                                  "sgl-kernel==0.3.9.post2"]
-    assert "--pre" in commands[1] and "--no-deps" in commands[2]
+    # pip's --pre as uv spells it; the nightly index and PyPI searched as pip searches them
+    assert "--prerelease=allow" in commands[1] and "--no-deps" in commands[2]
+    assert "--index-strategy unsafe-best-match" in commands[0]
+    assert "--extra-index-url https://pypi.org/simple" in commands[0]
+    settings = validate("gpu-01", {"stack": "cu128-nightly", "installer": "pip"})
+    commands = venv.install_commands(settings, venv.wanted_record(settings))
+    assert "--pre" in commands[1].split() and "--no-deps" in commands[2].split()
 
 
 def _service_with_dry_parse(settings, dry_parse: dict) -> str:

@@ -58,14 +58,41 @@ def test_fetch_that_fails_leaves_no_digest_so_the_next_deploy_fetches_again(inde
     assert not (tmp_path / "stack.sha256").exists()
 
 
-def test_a_worker_installs_the_locked_files_only_checking_every_hash():
-    settings = validate("gpu-1", {"stack": "cu13-stable"})
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_worker_installs_the_locked_files_only_checking_every_hash(installer):
+    settings = validate("gpu-1", {"stack": "cu13-stable", "installer": installer})
     record = venv.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
-    [command] = venv.pip_commands(settings, record)
+    [command] = venv.install_commands(settings, record)
+    assert command.startswith({"uv": "/opt/sglang/venv/bin/uv pip install",
+                               "pip": "/opt/sglang/venv/bin/python -m pip install"}[installer])
     assert "--no-index" in command and "--require-hashes" in command and "--no-deps" in command
     assert "--find-links http://10.0.0.5:8091/cu13-stable/files/" in command
     assert command.endswith("-r http://10.0.0.5:8091/cu13-stable/requirements.lock")
     assert "pypi.org" not in command  # nothing from outside
+
+
+def test_uv_comes_from_the_wheelhouses_own_lock_checked_by_its_hash():
+    settings = validate("gpu-1", {"stack": "cu13-stable"})
+    record = venv.wanted_record(settings, "http://10.0.0.5:8091/cu13-stable")
+    command = venv.installer_command(settings, record)
+    assert command.startswith("/opt/sglang/venv/bin/python -m pip install")
+    assert "--no-index" in command and "--require-hashes" in command
+    assert command.endswith("-r http://10.0.0.5:8091/cu13-stable/installer.lock")
+
+
+def test_fetch_locks_the_installer_apart_without_its_dependencies(index, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    sources = ["--no-index", *(a for d in sorted(index.iterdir())
+                               for a in ("--find-links", str(d)))]
+    spec = {"sources": sources, "digest": "d3", "steps": [[["sglang-lab-standin==0.5.23"], []]],
+            "installer": ["sgl-kernel-lab-standin==0.4.10"]}  # any one wheel stands for uv
+    FETCH["main"](str(tmp_path), spec)
+    stack = (tmp_path / "requirements.lock").read_text()
+    installer = (tmp_path / "installer.lock").read_text().splitlines()
+    assert [line.split(" ")[0] for line in installer] == ["sgl-kernel-lab-standin==0.4.10"]
+    assert "sgl-kernel" not in stack  # a worker's pip on the stack's lock never installs it
+    wheel = next((tmp_path / "files").glob("sgl_kernel_lab_standin-0.4.10-*.whl"))
+    assert installer[0].endswith(hashlib.sha256(wheel.read_bytes()).hexdigest())
 
 
 def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse():
@@ -77,5 +104,6 @@ def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse(
     assert run_op(python_env.stack_installed, fake, settings=settings) == []
     commands = run_op(python_env.stack_installed, fake, settings=settings,
                       wheelhouse="http://10.0.0.5:8091/cu13-stable")
-    assert "--require-hashes" in commands[0]
-    assert '"wheelhouse": "http://10.0.0.5:8091/cu13-stable"' in commands[1]  # recorded
+    assert commands[0].endswith("/cu13-stable/installer.lock")  # uv, locked
+    assert "uv pip install" in commands[1] and "/cu13-stable/requirements.lock" in commands[1]
+    assert '"wheelhouse": "http://10.0.0.5:8091/cu13-stable"' in commands[2]  # recorded
