@@ -24,7 +24,7 @@ from lab.stacks import (
     WHEELHOUSE_PORT,
 )
 from lab.standin.build import build_all
-from operations.venv import UV_VERSION
+from operations.stacks import UV_VERSION
 
 HERE = Path(__file__).resolve().parent
 BRIDGE = "sglab0"

@@ -20,10 +20,8 @@ from pyinfra.api import StringCommand
 
 from operations.facts.venv import SGLANG_OPTIONS_CODE
 from operations.settings import Settings
+from operations.stacks import UV_VERSION
 
-# uv installs the same pins from the same wheels 2.2x faster than pip (docs/benchmarks.md run 8);
-# it goes into the venv with pip, from the stack's own sources (or the wheelhouse's lock).
-UV_VERSION = "0.13.9"
 INSTALLER_LOCK = "installer.lock"  # the wheelhouse's lock of uv, beside requirements.lock
 # pip's step options as uv spells them (stacks.Stack.install_steps).
 UV_OPTIONS = {"--pre": "--prerelease=allow"}

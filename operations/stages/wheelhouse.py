@@ -45,7 +45,8 @@ from operations.snapshot import (
     wheelhouse_cache,
     wheelhouse_job,
 )
-from operations.venv import UV_VERSION, pip_sources, wanted_record
+from operations.stacks import UV_VERSION
+from operations.venv import pip_sources, wanted_record
 from operations.watch import streamed, watched
 
 SITE = "/etc/nginx/conf.d/sglang-wheelhouse.conf"

@@ -20,7 +20,7 @@ import pytest
 
 from lab.hosts import GATEWAY_HOST, ssh_argv
 from lab.inventory import router_key
-from lab.stacks import GATEWAY
+from lab.stacks import GATEWAY, INDEX_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = [str(ROOT / "lab" / "lab")]
@@ -97,9 +97,10 @@ def start_deploy(tmp_path: Path, overrides: dict[str, dict],
 
 
 class HeldIndex:
-    """A package index on the lab network that answers no request until released: a host whose
-    ``pip_index_url`` points here is inside its venv install from the moment ``reached`` is
-    set, and stays there until pip gives up (its 15 s timeout, 5 retries: over a minute). A
+    """A package index on the lab network that answers no request for the stack until released
+    (uv, the installer, it sends on to the lab's index): a host whose ``pip_index_url`` points
+    here is inside its venv install from the moment ``reached`` is set, and stays there until
+    the installer gives up (over a minute of timeouts and retries). A
     fault injected at once then hits that point every time, however fast the real install
     would have been."""
 
@@ -110,6 +111,11 @@ class HeldIndex:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                if self.path.startswith("/simple/uv/"):  # the installer: the lab's own
+                    self.send_response(302)
+                    self.send_header("Location", f"{INDEX_URL}/uv/")
+                    self.end_headers()
+                    return
                 gate.reached.set()
                 gate.released.wait(600)
                 self.send_error(503, "released")

@@ -231,9 +231,9 @@ def test_deploy_interrupted_during_the_venv_install_converges_next_time(fleet, t
         finally:
             running.kill()  # the control side dies mid-install...
             running.wait()
-        pip = ssh("lab-1", "pgrep -f 'venv/bin/python -m pip install'").stdout.split()
-        assert pip, "pip is waiting on the index, so it must still run"
-        ssh("lab-1", f"kill -KILL {' '.join(pip)}")  # ...and so does the install it started
+        uv = ssh("lab-1", "pgrep -f 'venv/bin/uv pip install'").stdout.split()
+        assert uv, "uv is waiting on the index, so it must still run"
+        ssh("lab-1", f"kill -KILL {' '.join(uv)}")  # ...and so does the install it started
     assert ssh("lab-1", "test -e /opt/sglang/stack.json").returncode != 0
     again = deploy(tmp_path, {"lab-1": {}})
     assert again.returncode == 0, again.stdout[-3000:]
