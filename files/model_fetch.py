@@ -6,7 +6,8 @@ hashes for that commit. Runs on the host (standard library only) as root.
     python3 model_fetch.py check SPEC    # JSON: every file hashed again (verification)
 
 SPEC (JSON): host, repo, commit, files [{path, size, sha256 | blob}] (or files_file and
-files_digest: the list in a file, its sha256: a list of any length, no command line limit),
+files_digest: the list in a file, its sha256: a list of any length, no command line limit; or
+files_url: the list as the wheelhouse serves it for a stack's wheels; label: what to call it),
 cache (HF_HOME), source ({"hub": endpoint} or {"mirror": base URL of a staged snapshot}),
 token_file, stall_timeout_s, progress_every_s, record (where the stat record of verified blobs
 is kept). A list file that is missing or not the one named means "not staged" to status and is
@@ -30,6 +31,11 @@ import urllib.parse
 import urllib.request
 
 CHUNK = 1 << 20
+
+
+def label(spec: dict) -> str:
+    """What the fetch is called in what it says: a model snapshot, unless the spec names it."""
+    return spec.get("label") or f"model {spec['repo']}@{spec['commit'][:12]}"
 
 
 def repo_dir(spec: dict) -> str:
@@ -133,7 +139,7 @@ class Progress:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         percent = 100 * self.done / self.total if self.total else 100
         rate = self.done / elapsed
-        said = (f"model {self.spec['repo']}@{self.spec['commit'][:12]}: "
+        said = (f"{label(self.spec)}: "
                 f"{self.done / 1e9:.2f} of {self.total / 1e9:.2f} GB ({percent:.0f}%), "
                 f"{rate / 1e6:.1f} MB/s")
         if rate > 0 and self.done < self.total:
@@ -191,10 +197,12 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
         return blob_name(file)  # all there already (a run stopped before putting it in place)
     if 0 < have < file["size"]:
         request.add_header("Range", f"bytes={have}-")
-    digest, received = hasher(file), 0
+    digest, received, promised = hasher(file), 0, -1
     try:
         with OPENER.open(request, timeout=spec.get("stall_timeout_s", 60)) as reply:
             resumed = reply.status == 206 and 0 < have < file["size"]
+            # what this reply said it sends, counted from the file's first byte
+            promised = int(reply.headers.get("Content-Length") or -1) + (have if resumed else 0)
             if resumed and not reply.headers.get("Content-Range", "").startswith(
                     f"bytes {have}-"):
                 raise FetchError(f"{url_of(spec, file)}: asked for bytes {have}- and was sent "
@@ -224,6 +232,10 @@ def download(spec: dict, file: dict, target: str, progress: Progress) -> str:
                          f"after {received} of {file['size']} bytes") from None
     except (urllib.error.URLError, OSError) as error:
         raise FetchError(f"{url_of(spec, file)}: {getattr(error, 'reason', error)}") from None
+    if received < promised:  # the connection ended early: what came is kept for the next run
+        raise FetchError(f"{file['path']}: the transfer ended after {received} of "
+                         f"{file['size']} bytes from {url_of(spec, file)}; the next run "
+                         "resumes it")
     if received != file["size"]:
         return f"{received} bytes of {file['size']}"
     return digest.hexdigest()
@@ -291,15 +303,23 @@ def fetch(spec: dict) -> int:
         print(f"fetched {progress.moved} bytes from {where}; {there} bytes were there already",
               flush=True)
     else:
-        print(f"model {spec['repo']}@{spec['commit'][:12]}: all "
+        print(f"{label(spec)}: all "
               f"{len(spec['files'])} files verified, nothing fetched", flush=True)
     return 0
 
 
 def with_files(spec: dict) -> dict:
-    """``spec`` with its file list, read from files_file when it is not inline."""
+    """``spec`` with its file list, read from files_file (or files_url: the wheelhouse's list
+    of a stack's wheels) when it is not inline."""
     if "files" in spec:
         return spec
+    if "files_url" in spec:
+        try:
+            with OPENER.open(spec["files_url"], timeout=spec.get("stall_timeout_s", 60)) as reply:
+                return {**spec, "files": json.loads(reply.read())}
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise FetchError(f"no file list at {spec['files_url']}: "
+                             f"{getattr(error, 'reason', error)}") from None
     try:
         with open(spec["files_file"], "rb") as handle:
             text = handle.read()
@@ -318,7 +338,7 @@ def main(argv: list[str]) -> int:
         if mode == "status":  # not written yet: the deploy writes it before it fetches
             print(json.dumps({"staged": False, "missing_bytes": None, "why": str(error)}))
             return 0
-        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: {error}",
+        print(f"{spec['host']}: {label(spec)}: {error}",
               file=sys.stderr, flush=True)
         return 1
     if mode == "status":
@@ -330,7 +350,7 @@ def main(argv: list[str]) -> int:
     try:
         return fetch(spec)
     except FetchError as error:
-        print(f"{spec['host']}: model {spec['repo']}@{spec['commit'][:12]}: {error}",
+        print(f"{spec['host']}: {label(spec)}: {error}",
               file=sys.stderr, flush=True)
         return 1
 

@@ -6,7 +6,8 @@ SPEC_JSON: {"sources": [pip source options], "steps": [[requirements], [step opt
 resolve it (pip install --dry-run --report); a later step's choice of a package wins, as it does
 in a venv. The chosen files are downloaded into STACK_DIR/files and STACK_DIR/requirements.lock
 lists each as ``name==version --hash=sha256:...``: hosts install with --require-hashes, from here
-only. The installer (uv, without dependencies) is locked alike in STACK_DIR/installer.lock.
+only. The installer (uv, without dependencies) is locked alike in STACK_DIR/installer.lock;
+STACK_DIR/files.json lists every file with its size and sha256 (workers fetch them resumably).
 STACK_DIR/stack.sha256 (the spec's digest) is written last: a cut-off fetch leaves none.
 """
 
@@ -61,10 +62,15 @@ def main(stack_dir: str, spec: dict) -> None:
     chosen = {**stack, **installer}
     pins = [f"{name}=={version}" for name, (version, _) in sorted(chosen.items())]
     pip("download", "--no-deps", "--dest", files, *spec["sources"], "--pre", *pins)
-    texts = {lock: "".join(f"{name}=={version} --hash=sha256:"
-                           f"{sha256(os.path.join(files, file_name))}\n"
-                           for name, (version, file_name) in sorted(group.items()))
+    hashes = {name: sha256(os.path.join(files, file_name))
+              for name, (_, file_name) in chosen.items()}
+    texts = {lock: "".join(f"{name}=={version} --hash=sha256:{hashes[name]}\n"
+                           for name, (version, _) in sorted(group.items()))
              for lock, group in (("requirements.lock", stack), ("installer.lock", installer))}
+    # Every file with its size and hash: what a worker fetches, resumably (files/model_fetch.py)
+    texts["files.json"] = json.dumps([
+        {"path": file_name, "size": os.path.getsize(os.path.join(files, file_name)),
+         "sha256": hashes[name]} for name, (_, file_name) in sorted(chosen.items())])
     for path, text in (*texts.items(), ("stack.sha256", spec["digest"])):
         with open(os.path.join(stack_dir, path + ".new"), "w") as handle:
             handle.write(text)

@@ -139,16 +139,16 @@ def staged(job: dict[str, Any]):
     """
     if status(job).get("staged"):
         return
-    yield streamed(fetch_command(job), summary=functools.partial(_fetched, job["repo"]))
+    yield streamed(fetch_command(job), summary=functools.partial(fetched, f"model {job['repo']}"))
 
 
-def _fetched(repo: str, lines: list[str]) -> str | None:
+def fetched(what: str, lines: list[str]) -> str | None:
     """The fetcher's last word, for the run's summary: bytes moved, from where."""
     said = next((line for line in reversed(lines) if line.startswith("fetched ")), None)
     if said is None:
         return None
     moved, _, rest = said[len("fetched "):].partition(" bytes from ")
-    return f"model {repo}: {int(moved) / 1e9:.2f} GB fetched from {rest}"
+    return f"{what}: {int(moved) / 1e9:.2f} GB fetched from {rest}"
 
 
 @operation(is_idempotent=True)

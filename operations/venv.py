@@ -120,24 +120,48 @@ def installer_command(settings: Settings, record: dict) -> str | None:
 
 
 def _locked_pip(settings: Settings, url: str, lock: str) -> str:
-    # The locked files only, each checked against its hash; no pip_proxy or pip_cert: the
-    # wheelhouse is on the fleet's own network, over plain HTTP.
+    # The locked files only, each checked against its hash, from the worker's own copy of the
+    # wheelhouse's files (wheels_fetch_spec); no pip_proxy or pip_cert: the wheelhouse is on
+    # the fleet's own network, over plain HTTP.
     return shlex.join([*pip(settings.venv_dir), "install", "--disable-pip-version-check",
-                       "--no-index", "--find-links", f"{url}/files/",
+                       "--no-index", "--find-links", wheels_staged(settings),
                        "--trusted-host", urlsplit(url).hostname or url, "--no-deps",
                        "--require-hashes", "-r", f"{url}/{lock}"])
 
 
+def wheels_dir(settings: Settings) -> str:
+    """Where a worker keeps the wheelhouse's files of its stack while it installs them."""
+    return f"{settings.install_dir}/wheels"
+
+
+def wheels_staged(settings: Settings) -> str:
+    # the fetcher's layout (files/model_fetch.py): a snapshot of links to verified blobs
+    return f"{wheels_dir(settings)}/hub/models--stack--{settings.stack}/snapshots/locked"
+
+
+def wheels_fetch_spec(settings: Settings, record: dict, host_name: str) -> dict:
+    """The wheelhouse's files of the stack fetched to the worker before they are installed,
+    as a model snapshot is (files/model_fetch.py): a cut transfer resumes where it stopped and
+    every file is checked against its sha256; the file list is the wheelhouse's."""
+    url = record["wheelhouse"]
+    return {"host": host_name, "repo": f"stack/{settings.stack}", "commit": "locked",
+            "label": f"stack {settings.stack} wheels", "files_url": f"{url}/files.json",
+            "cache": wheels_dir(settings), "source": {"mirror": f"{url}/files"},
+            "stall_timeout_s": settings.model_stall_timeout_s, "progress_every_s": 10,
+            "record": f"{wheels_dir(settings)}/verified.json"}
+
+
 def install_commands(settings: Settings, record: dict) -> list[str]:
-    """The stack installed by the host's installer: from the wheelhouse's lock, or step by
-    step from the stack's sources."""
+    """The stack installed by the host's installer: from the wheelhouse's lock (its files
+    fetched first: wheels_fetch_spec), or step by step from the stack's sources."""
     uv = settings.installer == "uv"
     if record["wheelhouse"]:
         url = record["wheelhouse"]
         if not uv:
             return [_locked_pip(settings, url, "requirements.lock")]
-        return [shlex.join([*_uv(settings), "--no-index", "--find-links", f"{url}/files/",
-                            "--no-deps", "--require-hashes", "-r", f"{url}/requirements.lock"])]
+        return [shlex.join([*_uv(settings), "--no-index", "--find-links",
+                            wheels_staged(settings), "--no-deps", "--require-hashes", "-r",
+                            f"{url}/requirements.lock"])]
     if uv:
         sources = ["--index-strategy", "unsafe-best-match",  # pip's: the best version anywhere
                    "--index-url", record["index_url"],

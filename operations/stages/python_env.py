@@ -25,14 +25,17 @@ from operations.facts.python import PythonJson
 from operations.facts.venv import TORCH_KERNEL_CODE, Distributions, VenvExists
 from operations.outcome import Done, fail
 from operations.settings import Settings
+from operations.snapshot import fetch_command, fetched
+from operations.stacks import UV_VERSION
 from operations.venv import (
-    UV_VERSION,
     install_commands,
     installer_command,
     options_path,
     pip,
     record_path,
     wanted_record,
+    wheels_dir,
+    wheels_fetch_spec,
     write_options,
 )
 from operations.watch import streamed, watched
@@ -76,10 +79,13 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
         if inexact:
             yield StringCommand(shlex.join([*pip(settings.venv_dir), "uninstall", "-y",
                                             *inexact]))
+    stack = settings.stack_def()
+    if wanted["wheelhouse"]:  # its files here first: a cut transfer resumes next time
+        yield streamed(fetch_command(wheels_fetch_spec(settings, wanted, host.name)),
+                       summary=functools.partial(fetched, f"stack {stack.name}"))
     bootstrap = installer_command(settings, wanted)
     if bootstrap and (not venv_ok or installed.get("uv") != UV_VERSION):
         yield StringCommand(bootstrap)
-    stack = settings.stack_def()
     for command in install_commands(settings, wanted):  # its progress said while it runs
         yield streamed(watched(f"stack {stack.name} installing", settings.venv_dir,
                                stack.disk_gb * 1e9, command),
@@ -89,6 +95,8 @@ def stack_installed(settings: Settings, wheelhouse: str | None = None):
     path = shlex.quote(record_path(settings))
     yield StringCommand(f"printf '%s\\n' {shlex.quote(json.dumps(wanted, sort_keys=True))} "
                         f"> {path}.new && mv {path}.new {path}")
+    if wanted["wheelhouse"]:  # installed: the wheelhouse keeps them
+        yield StringCommand(f"rm -rf {shlex.quote(wheels_dir(settings))}")
     yield write_options(settings)
 
 

@@ -13,11 +13,13 @@ import subprocess
 
 import pytest
 
+from lab.hosts import host_address
 from lab.stacks import HUB_GATED, HUB_MODEL, HUB_URL
 from operations.model_files import select
 from tests.e2e.conftest import (
     LAB_DIR,
     changed_hosts,
+    curl,
     deploy,
     deploy_with_gateway,
     failures_by_test,
@@ -27,6 +29,7 @@ from tests.e2e.conftest import (
 )
 
 WORKERS = ["lab-1", "lab-2", "lab-3"]
+LAB_1 = host_address(1) + " "  # lab-1, as nginx's log begins its lines
 CACHE = "/var/cache/sglang/hub/models--" + HUB_MODEL.replace("/", "--")
 
 
@@ -86,6 +89,39 @@ def test_a_second_deploy_moves_no_model_bytes_and_changes_nothing(first, tmp_pat
     assert again.returncode == 0, out[-3000:]
     assert hub_stats() == before
     assert changed_hosts(out) == set(), out[-3000:]
+
+
+def test_a_stacks_wheel_cut_part_way_is_resumed_from_the_wheelhouse(first, tmp_path):
+    """A worker's stack install from the wheelhouse was cut part-way through its largest
+    wheel (what a reboot leaves: the bytes that came); the next deploy asks nginx for the rest
+    only, checks every file's sha256, installs, and keeps no wheels once installed."""
+    record = json.loads(ssh("lab-1", "cat /opt/sglang/stack.json").stdout)
+    url = record["wheelhouse"]
+    listed = json.loads(ssh("lab-gw", f"cat /srv/sglang-wheelhouse/stacks/{record['stack']}/"
+                                      "files.json").stdout)
+    wheel = max(listed, key=lambda f: f["size"])
+    kept = wheel["size"] // 2
+    blobs = f"/opt/sglang/wheels/hub/models--stack--{record['stack']}/blobs"
+    fetch_half = (f"import urllib.request; r = urllib.request.Request('{url}/files/"
+                  f"{wheel['path']}', headers={{'Range': 'bytes=0-{kept - 1}'}}); "
+                  f"open('{blobs}/{wheel['sha256']}.incomplete', 'wb').write("
+                  "urllib.request.urlopen(r).read())")
+    ssh("lab-1", f"systemctl stop sglang; rm -rf /opt/sglang/venv /opt/sglang/stack.json; "
+                 f"mkdir -p {blobs} && python3 -c \"{fetch_half}\"")
+    log = "/var/log/nginx/sglang-wheelhouse.access.log"
+    start = int(ssh("lab-gw", f"stat -c %s {log}").stdout)
+    again = deploy_with_gateway(tmp_path)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert f"resuming at {kept} of {wheel['size']} bytes" in out, out[-3000:]
+    # nginx's log since: that wheel, to lab-1, the rest of it and nothing more
+    sent = [line.split('"')[2].split() for line in
+            ssh("lab-gw", f"tail -c +{start + 1} {log}").stdout.splitlines()
+            if f"/files/{wheel['path']} " in line and line.startswith(LAB_1)]
+    assert sent == [["206", str(wheel["size"] - kept)]], sent
+    assert "stack " in out and "GB fetched from the wheelhouse" in out
+    assert ssh("lab-1", "test -e /opt/sglang/wheels").returncode != 0
+    assert curl("lab-1", "/health")[0] == 200
 
 
 def test_a_flipped_byte_is_named_by_verification_and_repaired_by_the_next_deploy(

@@ -4,9 +4,16 @@ install those files only."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
+import re
 import runpy
+import shlex
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,7 +73,8 @@ def test_a_worker_installs_the_locked_files_only_checking_every_hash(installer):
     assert command.startswith({"uv": "/opt/sglang/venv/bin/uv pip install",
                                "pip": "/opt/sglang/venv/bin/python -m pip install"}[installer])
     assert "--no-index" in command and "--require-hashes" in command and "--no-deps" in command
-    assert "--find-links http://10.0.0.5:8091/cu13-stable/files/" in command
+    # the worker's verified copy of the wheelhouse's files (wheels_fetch_spec), the lock's
+    assert f"--find-links {venv.wheels_staged(settings)} " in command
     assert command.endswith("-r http://10.0.0.5:8091/cu13-stable/requirements.lock")
     assert "pypi.org" not in command  # nothing from outside
 
@@ -104,6 +112,86 @@ def test_a_venv_installed_from_the_sources_is_reinstalled_from_a_new_wheelhouse(
     assert run_op(python_env.stack_installed, fake, settings=settings) == []
     commands = run_op(python_env.stack_installed, fake, settings=settings,
                       wheelhouse="http://10.0.0.5:8091/cu13-stable")
-    assert commands[0].endswith("/cu13-stable/installer.lock")  # uv, locked
-    assert "uv pip install" in commands[1] and "/cu13-stable/requirements.lock" in commands[1]
-    assert '"wheelhouse": "http://10.0.0.5:8091/cu13-stable"' in commands[2]  # recorded
+    assert "http://10.0.0.5:8091/cu13-stable/files.json" in commands[0]  # its files, here
+    assert commands[1].endswith("/cu13-stable/installer.lock")  # uv, locked
+    assert "uv pip install" in commands[2] and "/cu13-stable/requirements.lock" in commands[2]
+    assert '"wheelhouse": "http://10.0.0.5:8091/cu13-stable"' in commands[3]  # recorded
+    assert commands[4] == "rm -rf /opt/sglang/wheels"  # installed: the wheelhouse keeps them
+
+
+class _Wheelhouse(http.server.SimpleHTTPRequestHandler):
+    """A stack directory served as the wheelhouse's nginx serves it: whole files or the rest
+    of one (``Range: bytes=N-``, 206); ``cut`` (bytes) ends each transfer of a wheel there."""
+    cut: int | None = None
+    sent: list[tuple[str, int]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        path = Path(self.translate_path(self.path))
+        data = path.read_bytes()
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        start = int(asked.group(1)) if asked else 0
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if self.cut is not None and path.suffix == ".whl":
+            body = body[:self.cut]
+        self.wfile.write(body)
+        self.sent.append((path.name, len(body)))
+
+
+def test_a_workers_copy_of_the_stack_is_fetched_resumably_and_checked(index, tmp_path,
+                                                                     monkeypatch):
+    """The wheelhouse lists its files with their sizes and hashes; a worker fetches them with
+    the model fetcher: a transfer cut part-way is resumed by the next run (the rest only, by
+    a Range request), and pip installs the verified copy with every hash checked."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    sources = ["--no-index", *(a for d in sorted(index.iterdir())
+                               for a in ("--find-links", str(d)))]
+    stack_dir = tmp_path / "wheelhouse" / "cu13-stable"
+    FETCH["main"](str(stack_dir), {"sources": sources, "digest": "d4",
+                                   "steps": [[["torch-lab-standin==2.14.1"], []]]})
+    [listed] = json.loads((stack_dir / "files.json").read_text())
+    wheel = stack_dir / "files" / listed["path"]
+    assert listed == {"path": wheel.name, "size": wheel.stat().st_size,
+                      "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()}
+    handler = type("Served", (_Wheelhouse,), {"cut": listed["size"] // 3, "sent": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(tmp_path / "wheelhouse")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = validate("gpu-1", {"stack": "cu13-stable", "installer": "pip",
+                                      "install_dir": str(tmp_path / "opt"),
+                                      "model_stall_timeout_s": 5})
+        url = f"http://127.0.0.1:{server.server_address[1]}/cu13-stable"
+        spec = venv.wheels_fetch_spec(settings, venv.wanted_record(settings, url), "gpu-1")
+        fetch = [sys.executable, str(ROOT / "files" / "model_fetch.py"), "fetch",
+                 json.dumps(spec)]
+        cut = subprocess.run(fetch, capture_output=True, text=True, timeout=60)
+        assert cut.returncode == 1 and f"the transfer ended after {listed['size'] // 3} of" in \
+            cut.stderr
+        handler.cut = None
+        resumed = subprocess.run(fetch, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming at {listed['size'] // 3} of {listed['size']} bytes" in resumed.stdout
+        wheel_sends = [count for name, count in handler.sent if name == wheel.name]
+        assert sum(wheel_sends) == listed["size"]  # over both runs, each byte sent once
+        staged = Path(venv.wheels_staged(settings))
+        assert (staged / wheel.name).read_bytes() == wheel.read_bytes()
+        target = tmp_path / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+        [install] = venv.install_commands(settings, venv.wanted_record(settings, url))
+        argv = shlex.split(install)
+        argv[:3] = [sys.executable, "-m", "pip"]  # this test's pip, into the test's venv
+        installed = subprocess.run([*argv[:4], "--target", str(target / "site"), *argv[4:]],
+                                   capture_output=True, text=True, timeout=120)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert (target / "site" / "torch").is_dir()
+    finally:
+        server.shutdown()
+        server.server_close()
