@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LAB_DEBS := debootstrap systemd-container squid iproute2 openssh-client curl gnupg
+TOOLS := .tools
 
-.PHONY: venv lab-deps test unit e2e lint demo down settings-table
+.PHONY: venv lab-deps tools test unit e2e lint demo down settings-table
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
@@ -22,18 +23,29 @@ lab-deps:
 	if [ -n "$$missing" ]; then apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# promtool and prometheus from the distribution's package, unpacked here (nothing installed or
+# started on this machine): the alert rules' tests and the metrics' format checks use them.
+tools: $(TOOLS)/bin/promtool
+$(TOOLS)/bin/promtool:
+	rm -rf $(TOOLS)/deb && mkdir -p $(TOOLS)/deb $(TOOLS)/bin
+	cd $(TOOLS)/deb && { apt-get download prometheus 2>/dev/null || \
+	  { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(TOOLS)/deb/prometheus_*.deb $(TOOLS)/deb/root
+	cp $(TOOLS)/deb/root/usr/bin/prometheus $(TOOLS)/deb/root/usr/bin/promtool $(TOOLS)/bin/
+	rm -rf $(TOOLS)/deb
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-unit: venv
+unit: venv tools
 	$(BIN)/pytest -q tests/unit
 
 e2e: venv lab-deps
 	$(BIN)/pytest -v tests/e2e
 
-test: lint venv lab-deps
+test: lint venv lab-deps tools
 	$(BIN)/pytest -v tests/unit tests/e2e
 
 demo: venv lab-deps

@@ -25,6 +25,9 @@ class Profile:
     radix_cache: bool = False
     flashinfer: bool = False
     attention_backend: str | None = "torch_native"
+    # /metrics on the server's port (SGLang's Prometheus figures): scraped by the monitoring
+    # role, read by the rolling restart's drain; every profile keeps it on.
+    metrics: bool = True
     environment: dict[str, str] = field(default_factory=dict)
     # systemd equivalents of the chart's container flags (ptrace, kept core dumps).
     allow_ptrace: bool = False

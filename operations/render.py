@@ -24,6 +24,7 @@ INTENT_FLAGS: dict[str, list[list[str]]] = {
     "flashinfer_off": [["--disable-flashinfer"], ["--sampling-backend", "pytorch"]],
     "flashinfer_on": [["--sampling-backend", "flashinfer"], []],
     "trust_remote_code": [["--trust-remote-code"]],
+    "metrics_on": [["--enable-metrics"]],
 }
 
 
@@ -45,6 +46,7 @@ def _intents(profile: Profile) -> list[str]:
         "flashinfer_off": not profile.flashinfer,
         "flashinfer_on": profile.flashinfer,
         "trust_remote_code": profile.trust_remote_code,
+        "metrics_on": profile.metrics,
     }
     return [intent for intent, on in wanted.items() if on]
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.host import Host
 
 from operations import FILES_DIR, secrets
 from operations.roles import address, router_urls
 from operations.settings import Settings
+from operations.watch import streamed
 
 MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
+DRAIN_CODE = (FILES_DIR / "drain_wait.py").read_text()
 # The routers' control key (the ROUTER_CONTROL_KEY secret), root-only: on a gateway, where its
 # router's unit loads it; on a worker, where its membership commands read it.
 GATEWAY_KEY_PATH = "/etc/sglang-router/control-key"
@@ -46,9 +48,22 @@ def member_command(action: str, router: str, settings: Settings) -> str:
                        str(JOIN_TIMEOUT_S)])
 
 
-def leave_commands(settings: Settings) -> list[str]:
-    """Before this worker's server restarts: out of every router, so no request reaches it."""
-    return [member_command("leave", router, settings) for router in router_urls()]
+def leave_commands(settings: Settings) -> list[str | FunctionCommand]:
+    """Before this worker's server stops: out of every router, so no new request reaches it,
+    then the requests it is answering finished (up to ``drain_timeout_s``, said as it waits)."""
+    routers = router_urls()
+    if not routers:
+        return []  # its clients call it directly: SGLang's own drain on SIGTERM is all there is
+    drain = shlex.join(["python3", "-c", DRAIN_CODE, str(settings.port),
+                        str(settings.drain_timeout_s)])
+    return [*(member_command("leave", router, settings) for router in routers),
+            streamed(drain, summary=_drained)]
+
+
+def _drained(lines: list[str]) -> str | None:
+    """The drain's last word for the run's summary, when it waited for anything."""
+    last = lines[-1] if lines else ""
+    return None if not last or last.endswith((" after 0 s", "nothing to wait for")) else last
 
 
 @operation(is_idempotent=True)

@@ -60,7 +60,12 @@ API_KEY_PATH = "/etc/sglang/api-key.json"
 # Under supervisord: where the wrapper puts the API key's config for the service user alone
 # (systemd's credentials directory, %d, in the unit).
 CREDENTIALS_DIR = "/run/sglang/credentials"
-STOP_WAIT_S = 30  # the unit's TimeoutStopSec: the time SGLang's drain gets before SIGKILL
+MIN_STOP_WAIT_S = 30
+
+
+def stop_wait_s(settings: Settings) -> int:
+    """The server's stop timeout: the time SGLang's drain (SIGTERM) gets before SIGKILL."""
+    return max(MIN_STOP_WAIT_S, settings.drain_timeout_s)
 
 
 
@@ -99,13 +104,14 @@ def render_files(settings: Settings, command: ServerCommand, sglang_version: str
         "settings": settings, "profile": settings.profile_def(), "stack": settings.stack_def(),
         "sglang_version": sglang_version, "env_file": ENV_PATH,
         "environment": {k: env_value(v) for k, v in command.environment.items()},
+        "stop_wait_s": stop_wait_s(settings),
     }
     if manager.name == "supervisor":  # the API key's config: where the wrapper copies it
         argv = [CREDENTIALS_DIR + word[2:] if word.startswith("%d/") else word
                 for word in command.argv]
         program = manager.runner.removeprefix(SUPERVISOR_PREFIX)
         context |= {"program": program, "log_file": program_log(program),
-                    "stop_wait_s": STOP_WAIT_S, "command": " ".join(supervisor_word(w) for w in [
+                    "command": " ".join(supervisor_word(w) for w in [
                         WRAPPER, settings.service_user, ENV_PATH, CREDENTIALS_DIR, "--", *argv])}
         template = "sglang-supervisor.conf.j2"
     else:

@@ -243,6 +243,11 @@ class Settings:
                                        rule=non_negative)
     gpu_compute_capability: str = _setting("12.0", "Compute capability every GPU must have.",
                                            rule=matches(r"\d+\.\d+", "must look like 12.0"))
+    drain_timeout_s: int = _setting(300, "Rolling restarts: how long a worker that left the "
+                                    "routers is given to finish its running requests (from its "
+                                    "metrics) before its server stops; also the server's stop "
+                                    "timeout, in which SGLang drains on SIGTERM.",
+                                    restarts=True, rule=non_negative)
     health_timeout_s: int = _setting(900, "How long to wait for /health to answer 200.",
                                      rule=non_negative)
     gpu_memory_slack_mib: int = _setting(3072, "GPU memory in use allowed above the profile's "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from pyinfra.api.state import StateStage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +17,15 @@ sys.path.insert(0, str(ROOT))
 
 FIXTURES = ROOT / "tests" / "fixtures"
 CAPTURES = ROOT / "lab" / "gpus" / "captures"
+TOOLS = ROOT / ".tools" / "bin"  # promtool and prometheus, from Debian's package (make tools)
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The distribution's promtool (make tools puts it in .tools/bin)."""
+    if not (TOOLS / "promtool").exists():
+        pytest.fail("no .tools/bin/promtool: run make tools (Debian's prometheus package)")
+    return subprocess.run([str(TOOLS / "promtool"), *args], input=stdin, capture_output=True,
+                          text=True, timeout=120)
 
 
 class FakeHost:

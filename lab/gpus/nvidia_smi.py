@@ -92,6 +92,9 @@ def query_row(folder: Path, index: int) -> dict[str, tuple[str, str]]:
     values["memory.free"] = (str(total - 488 - used), "MiB")
     values["pci.bus_id"] = (bus_id(values["pci.bus_id"][0], index), "")
     values["count"] = (str(len(gpus())), "")
+    # Not in the captures (taken idle): an idle GPU's figures, a server's memory above.
+    values["utilization.gpu"] = ("0", "%")
+    values["power.draw"] = (f"{float(values['power.limit'][0]) * 0.06:.2f}", "W")
     return values
 
 

@@ -12,7 +12,11 @@ switch:
 - --quantization asked of a checkpoint without it (or with another): SGLang's errors.
 
 Its HTTP answers and its start (nothing listening until the model is loaded, then /health 503
-during the warm-up, then 200) follow real SGLang 0.5.16 (tests/fixtures/sglang-real).
+during the warm-up, then 200) follow real SGLang 0.5.16 (tests/fixtures/sglang-real). Tokens
+come at a steady pace (TOKEN_SECONDS each), at most max_running_requests at once, the rest
+queued; --enable-metrics serves SGLang's /metrics names and types (metrics.py here) with values
+that follow those requests. SIGTERM drains as SGLang does: health 503, new requests refused,
+the running ones finished, then the process exits.
 """
 
 from __future__ import annotations
@@ -23,15 +27,20 @@ import faulthandler
 import json
 import os
 import re
+import signal
 import threading
 import time
 import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sglang.srt import metrics
 from sglang.srt.server_args import ServerArgs, snapshot
 
 LOAD_SECONDS = float(os.environ.get("SGLANG_STANDIN_LOAD_SECONDS", "4"))
+TOKEN_SECONDS = 0.005  # one decode step (a 5090 serving a 32B AWQ model is slower: the lab's
+MAX_NEW_TOKENS = 32768  # tests wait on conditions, and a long request is a long one here too)
+DRAIN_POLL_SECONDS = 1.0  # real SGLang's watchdog looks every 5 s
 WARMUP_SECONDS = 1.0
 ACTIVATION_RESERVE_MIB = 2048
 # Model facts for the memory model: parameters (billions), KV bytes per token.
@@ -87,9 +96,50 @@ def model_memory(model_path: str, quantization: str | None) -> tuple[int, int]:
 
 
 class State:
-    ready = False
-    requests = 0
-    tokens = 0
+    """What the server is doing, as its metrics say it (guarded by ``lock``)."""
+
+    def __init__(self, slots: int, max_tokens: int) -> None:
+        self.lock = threading.Condition()
+        self.ready = False
+        self.draining = False
+        self.slots, self.max_tokens = slots, max_tokens
+        self.running: dict[str, int] = {}  # request id -> tokens it holds in the KV cache
+        self.queued = 0
+        self.requests = self.prompt_tokens = self.tokens = 0
+        self.ttft: list[float] = []
+        self.latency: list[float] = []
+        self.token_gaps: list[float] = []
+        self.recent: list[tuple[float, int]] = []  # (when, tokens) of the last seconds
+
+    def generate(self, prompt_tokens: int, count: int) -> float:
+        """One request: queued until a slot is free, then ``count`` tokens at TOKEN_SECONDS
+        each; returns its time to first token."""
+        ident, arrived = uuid.uuid4().hex, time.monotonic()
+        with self.lock:
+            self.queued += 1
+            self.lock.wait_for(lambda: len(self.running) < self.slots)
+            self.queued -= 1
+            self.running[ident] = prompt_tokens
+            self.prompt_tokens += prompt_tokens
+        first = None
+        try:
+            for _ in range(count):
+                time.sleep(TOKEN_SECONDS)
+                with self.lock:
+                    self.running[ident] += 1
+                    self.tokens += 1
+                    self.recent.append((time.monotonic(), 1))
+                    if first is None:
+                        first = time.monotonic() - arrived
+            return first or 0.0
+        finally:
+            with self.lock:
+                del self.running[ident]
+                self.requests += 1
+                self.ttft.append(first or 0.0)
+                self.latency.append(time.monotonic() - arrived)
+                self.token_gaps.append(TOKEN_SECONDS)
+                self.lock.notify_all()
 
 
 # Real SGLang 0.5.16's answers, key for key (tests/fixtures/sglang-real/answers.json; the
@@ -156,11 +206,9 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
                      "root": args.model_path, "parent": None,
                      "max_model_len": config.get("max_position_embeddings")}]})
             elif path == "/metrics" and args.enable_metrics:
-                self.reply(200, "# TYPE sglang:num_requests_total counter\n"
-                           f'sglang:num_requests_total{{model_name="{args.model_path}"}} '
-                           f"{state.requests}\n# TYPE sglang:generation_tokens_total counter\n"
-                           f'sglang:generation_tokens_total{{model_name="{args.model_path}"}} '
-                           f"{state.tokens}\n", "text/plain; version=0.0.4")
+                self.reply(200, metrics.exposition(state, args.served_model_name
+                                                   or args.model_path),
+                           "text/plain; version=0.0.4; charset=utf-8")
             else:
                 self.reply(404, {"detail": "Not Found"})
 
@@ -173,7 +221,7 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
             except ValueError:
                 self.reply(400, {"error": "invalid JSON"})
                 return
-            if not state.ready:
+            if not state.ready:  # starting, or draining after SIGTERM
                 self.reply(503, {"error": "Server is not ready"})
                 return
             path = self.path.split("?")[0]
@@ -181,7 +229,7 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
             if path == "/generate":
                 params = request.get("sampling_params") or {}
                 prompt = str(request.get("text", ""))
-                text, count = self.tokens(params.get("max_new_tokens"))
+                text, count = self.tokens(params.get("max_new_tokens"), len(prompt.encode()))
                 self.reply(200, {"text": text, "output_ids": list(range(101, 101 + count)),
                                  "meta_info": {
                     "id": ident, "finish_reason": {"type": "length", "length": count},
@@ -191,7 +239,7 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
                     "e2e_latency": 0.01, "response_sent_to_client_ts": time.time()}})
             elif path in ("/v1/chat/completions", "/v1/completions"):
                 prompt = json.dumps(request.get("messages") or request.get("prompt") or "")
-                text, count = self.tokens(request.get("max_tokens"))
+                text, count = self.tokens(request.get("max_tokens"), len(prompt))
                 choice = {"index": 0, "message": {"role": "assistant", "content": text,
                                                   "reasoning_content": None,
                                                   "tool_calls": None}} \
@@ -206,11 +254,10 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
             else:
                 self.reply(404, {"detail": "Not Found"})
 
-        def tokens(self, max_new: int | None) -> tuple[str, int]:
-            count = max(1, min(int(max_new or 16), 64))
+        def tokens(self, max_new: int | None, prompt_tokens: int) -> tuple[str, int]:
+            count = max(1, min(int(max_new or 16), MAX_NEW_TOKENS))
+            state.generate(prompt_tokens, count)
             words = ["Paris", "is", "the", "capital", "and", "largest", "city", "of", "France."]
-            state.requests += 1
-            state.tokens += count
             return " " + " ".join(words[i % len(words)] for i in range(count)), count
 
     return Handler
@@ -315,7 +362,7 @@ def main(argv: list[str]) -> int:
     log(f"KV Cache is allocated. dtype: torch.float16, #tokens: {max_tokens}, "
         f"K size: {kv_mib / 2048:.2f} GB, V size: {kv_mib / 2048:.2f} GB", 0)
 
-    state = State()
+    state = State(args.max_running_requests or 64, max_tokens)
     try:
         os.makedirs(os.path.dirname(USAGE_FILE), exist_ok=True)
         with open(USAGE_FILE, "w") as usage_file:
@@ -327,10 +374,33 @@ def main(argv: list[str]) -> int:
     def warm_up() -> None:
         # Real SGLang answers /health 503 while its first (warm-up) request runs.
         time.sleep(WARMUP_SECONDS)
-        state.ready = True
+        state.ready = not state.draining
         log("The server is fired up and ready to roll!")
 
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args, state, config))
+    server.daemon_threads = True
+
+    def drain() -> None:
+        # SGLang's sigterm watchdog: no new work, the running requests finished, then exit
+        # (no timeout of its own: the service manager's stop timeout bounds it).
+        while True:
+            with state.lock:
+                left = len(state.running) + state.queued
+            if not left:
+                break
+            log(f"Gracefully exiting... Remaining number of requests {left}. "
+                f"Remaining requests remaining_rids={left}.")
+            time.sleep(DRAIN_POLL_SECONDS)
+        server.shutdown()
+
+    def on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001
+        if not state.draining:
+            state.draining, state.ready = True, False
+            log("SIGTERM received. signum=None frame=None. Draining requests and shutting "
+                "down...")
+            threading.Thread(target=drain, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     log(f"INFO:     Uvicorn running on http://{args.host}:{args.port} (Press CTRL+C to quit)")
     threading.Thread(target=warm_up, daemon=True).start()
     try:
