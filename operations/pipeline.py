@@ -19,10 +19,12 @@ from operations.stages import (
     control_key,
     driver,
     examine,
+    exporters,
     gateway,
     health,
     membership,
     preflight,
+    prometheus,
     python_env,
     service,
     system_packages,
@@ -32,8 +34,12 @@ from operations.stages import (
 
 WHEELHOUSE = (wheelhouse,)
 GATEWAY = (gateway,)
+MONITORING = (prometheus,)
+# Every host of a monitored fleet: its figures for the monitoring hosts (after a worker's apt
+# goes through the wheelhouse's cache).
+EXPORTED = (exporters,)
 # A worker: prepared all at once, then converged in its rolling batch (operations/rollout.py).
-WORKER_PREPARE = (preflight, control_key, system_packages, weights)
+WORKER_PREPARE = (preflight, control_key, system_packages, *EXPORTED, weights)
 WORKER_ROLL = (driver, python_env, service, health, membership)
 # The read-only scripts, on workers.
 PREFLIGHT = (preflight,)
@@ -41,9 +47,12 @@ DIAGNOSE = (examine,)
 
 
 def fleet_services() -> list[ModuleType]:
-    """The stages of this host's wheelhouse and gateway roles, which the workers wait for."""
+    """The stages of this host's wheelhouse, gateway and monitoring roles, which the workers
+    wait for; such a host's own figures with them."""
     return [*(WHEELHOUSE if roles.is_wheelhouse() else ()),
-            *(GATEWAY if roles.is_gateway() else ())]
+            *(GATEWAY if roles.is_gateway() else ()),
+            *(MONITORING if roles.is_monitoring() else ()),
+            *(EXPORTED if not roles.is_worker() else ())]
 
 
 def deploy_stages() -> list[ModuleType]:

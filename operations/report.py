@@ -61,6 +61,13 @@ def changes(host: Host) -> list[str]:
     return found
 
 
+def _cut_short(host: Host) -> bool:
+    """Whether an operation declared for this host never ran: the run ended at an error that
+    was not one host's (a bug, an interrupt)."""
+    return any(data and not data.operation_meta.is_complete()
+               for data in (state.ops[host].get(op_hash) for op_hash in state.get_op_order()))
+
+
 def _changed_text(names: list[str]) -> str:
     more = len(names) - _CHANGES_SHOWN
     return "; changed: " + ", ".join(names[:_CHANGES_SHOWN]) + (f" and {more} more" if more > 0
@@ -92,6 +99,11 @@ def _print_summary(verb: str) -> None:
     for name in runstate.current().plan.untouched:
         _outcomes.setdefault(name, "untouched: the roll stopped before its batch; it serves "
                                    "the previous configuration")
+    if state.is_executing:
+        for found in state.inventory:
+            if _cut_short(found):
+                _outcomes.setdefault(found.name, "FAILED: the run stopped at an error before "
+                                                 "this host's operations were done (above)")
     ok = "healthy" if verb == "deploy" else "ok"
     quiet: list[str] = []
     lines: dict[str, list[str]] = {}  # a line's text: its hosts (the same change, one line)

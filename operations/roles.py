@@ -1,7 +1,8 @@
 """Which hosts do what, from the inventory's groups: gateways (group ``sglang_gateways``) run
 the router, wheelhouses (group ``sglang_wheelhouse``) fetch a stack's wheels once for the fleet
-and cache its apt packages; every other host is a worker, an SGLang server. One host may be a
-gateway and a wheelhouse.
+and cache its apt packages, monitoring hosts (group ``sglang_monitoring``) run Prometheus and
+scrape the fleet; every other host is a worker, an SGLang server. One host may have several of
+those roles.
 
 Example::
 
@@ -9,6 +10,7 @@ Example::
     gpu_servers = ["gpu-01", "gpu-02"]
     sglang_gateways = ["infra-01"]
     sglang_wheelhouse = ["infra-01"]
+    sglang_monitoring = ["infra-01"]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from operations.settings import Settings, validate
 
 GATEWAYS = "sglang_gateways"
 WHEELHOUSES = "sglang_wheelhouse"
+MONITORING = "sglang_monitoring"
 APT_CACHE_PORT = 3142  # apt-cacher-ng's, on the wheelhouse
 
 
@@ -34,8 +37,12 @@ def is_wheelhouse(of: Host | None = None) -> bool:
     return WHEELHOUSES in (of or host).groups
 
 
+def is_monitoring(of: Host | None = None) -> bool:
+    return MONITORING in (of or host).groups
+
+
 def is_worker(of: Host | None = None) -> bool:
-    return not (is_gateway(of) or is_wheelhouse(of))
+    return not (is_gateway(of) or is_wheelhouse(of) or is_monitoring(of))
 
 
 def workers() -> list[Host]:
@@ -79,3 +86,8 @@ def router_urls() -> list[str]:
     """Every gateway's router, as the workers reach it."""
     return [f"http://{address(h)}:{settings_of(h).router_port}" for h in inventory
             if is_gateway(h)]
+
+
+def monitoring() -> list[Host]:
+    """The hosts that scrape the fleet; none: nothing is scraped and no exporter installed."""
+    return [h for h in inventory if is_monitoring(h)]

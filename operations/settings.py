@@ -281,6 +281,15 @@ class Settings:
                                                 "must be a version like 0.3.2"))
     router_dir: str = _setting("/opt/sglang-router", "Gateways: where the router's venv lives.",
                                rule=absolute_path)
+    router_metrics_port: int = _setting(29000, "Gateways: port the router's Prometheus metrics "
+                                        "are served on.", rule=high_port)
+    prometheus_port: int = _setting(9090, "Monitoring hosts: port Prometheus serves its UI and "
+                                    "API on.", rule=high_port)
+    scrape_interval_s: int = _setting(15, "Monitoring hosts: how often Prometheus scrapes "
+                                      "every target (and evaluates the alerts).",
+                                      rule=integer(5, 300))
+    prometheus_retention_days: int = _setting(15, "Monitoring hosts: how long Prometheus keeps "
+                                              "what it scraped.", rule=integer(1, 3650))
     wheelhouse_dir: str = _setting("/srv/sglang-wheelhouse", "Wheelhouses: where the fetched "
                                    "stacks are kept.", rule=absolute_path)
     wheelhouse_port: int = _setting(8091, "Wheelhouses: port the stacks are served on.",

@@ -15,6 +15,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Which
 
@@ -70,3 +71,16 @@ def program_running(program: str):
     yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "
                         f">/dev/null; supervisorctl start {name} || supervisorctl status {name} "
                         "| grep -qE ' (RUNNING|STARTING|BACKOFF|FATAL) '")
+
+
+@operation(is_idempotent=True)
+def updated_after(program: str, changes: list[OperationMeta]):
+    """The program restarted with its new definition when any of ``changes`` changed it.
+
+    + program: its name (``[program:NAME]`` in conf.d)
+    + changes: the operations that write its definition and what it runs
+    """
+    if any(change.changed for change in changes):
+        name = shlex.quote(program)
+        yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "
+                            f">/dev/null; supervisorctl restart {name}")

@@ -4,7 +4,10 @@ real SGLang's /metrics (idle, after requests, with a long request running), the 
 
     python3 scripts/gpu_host/metrics_real.py OUT_DIR [PORT]
 
-Writes OUT_DIR/metrics-{idle,after,busy,drained}.txt and OUT_DIR/drain.json.
+Writes OUT_DIR/metrics-after.txt (after a few requests) and OUT_DIR/drain.json (the rest).
+SIGTERM goes to the server's main process only, as systemd's KillMode=mixed sends it: sent to
+the whole process group (KillMode=control-group, supervisord's stopasgroup), SGLang's
+detokenizer dies of it and the server exits at once without draining (seen here).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def busy_metrics(port: int, tokens: int) -> tuple[threading.Thread, list, str, f
 def main(out: Path, port: int) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record: dict = {}
-    (out / "metrics-idle.txt").write_text(call(port, "/metrics")[1])
+    record["metrics_idle"] = call(port, "/metrics")[1]
     for _ in range(4):
         call(port, "/generate", {"text": "The capital of France is",
                                  "sampling_params": {"max_new_tokens": 16, "temperature": 0}})
@@ -78,8 +81,9 @@ def main(out: Path, port: int) -> int:
     (out / "metrics-after.txt").write_text(call(port, "/metrics")[1])
 
     # The toolkit's drain against a real long request.
-    thread, result, text, running = busy_metrics(port, 4000)
-    (out / "metrics-busy.txt").write_text(text)
+    # (the tiny model's context is its max_total_tokens, 1024: a long request is 900 tokens)
+    thread, result, text, running = busy_metrics(port, 900)
+    record["metrics_busy"] = text
     started = time.monotonic()
     drained = subprocess.run([sys.executable, str(ROOT / "files" / "drain_wait.py"), str(port),
                               "120"], capture_output=True, text=True)
@@ -88,13 +92,13 @@ def main(out: Path, port: int) -> int:
     thread.join()
     record["drain_wait"]["request"] = result
     time.sleep(2)
-    (out / "metrics-drained.txt").write_text(call(port, "/metrics")[1])
+    record["metrics_drained"] = call(port, "/metrics")[1]
 
     # SGLang's own drain: SIGTERM with a long request in flight.
-    thread, result, _, running = busy_metrics(port, 4000)
+    thread, result, _, running = busy_metrics(port, 900)
     pid = int(PID_FILE.read_text())
     started = time.monotonic()
-    os.killpg(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
     health = []
     while time.monotonic() - started < 120:
         try:

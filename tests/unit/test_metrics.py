@@ -92,7 +92,7 @@ def test_the_standins_metrics_follow_the_requests_it_answers(server):
     second, _ = in_background(generate, port, 100)  # waits: one request at a time
     busy = wait_for(lambda: (s := samples(metrics(port)))["sglang:num_queue_reqs"] == 1 and s,
                     "one request running and one queued")
-    assert busy["sglang:num_running_reqs"] == 1 and busy["sglang:token_usage"] > 0
+    assert busy["sglang:num_running_reqs"] == 1 and busy["sglang:num_used_tokens"] > 0
     first.join()
     second.join()
     done = samples(metrics(port))
@@ -100,7 +100,7 @@ def test_the_standins_metrics_follow_the_requests_it_answers(server):
     assert done["sglang:generation_tokens_total"] == 500
     assert done["sglang:num_requests_total"] == 2
     assert done["sglang:time_to_first_token_seconds_count"] == 2
-    assert done["sglang:gen_throughput"] > 0 and done["sglang:token_usage"] == 0
+    assert done["sglang:gen_throughput"] > 0 and done["sglang:num_used_tokens"] == 0
 
 
 def test_the_standins_metrics_are_well_formed_prometheus_text(server):
@@ -202,3 +202,34 @@ def test_the_textfile_says_when_nvidia_smi_fails_and_the_server_is_down(tmp_path
     assert found["sglang_fleet_gpu_smi_up"] == 0
     assert "sglang_fleet_gpu_memory_used_bytes" not in found
     assert found["sglang_fleet_server_healthy"] == 0
+
+
+def _described(text: str) -> dict[str, tuple[str, str, frozenset[str]]]:
+    """name -> (type, help, label names) of each metric family."""
+    kinds = dict(line.split(" ", 3)[2:4] for line in text.splitlines()
+                 if line.startswith("# TYPE "))
+    helps = {line.split(" ", 3)[2]: line.split(" ", 3)[3] for line in text.splitlines()
+             if line.startswith("# HELP ")}
+    labels: dict[str, frozenset[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" in line:
+            name = line.split("{", 1)[0].removesuffix("_bucket").removesuffix("_sum") \
+                .removesuffix("_count")
+            keys = frozenset(pair.split("=", 1)[0]
+                             for pair in line.split("{", 1)[1].split("}", 1)[0].split(","))
+            labels[name] = labels.get(name, frozenset()) | keys
+    return {name: (kinds[name], helps.get(name, ""), labels.get(name, frozenset()))
+            for name in kinds}
+
+
+def test_the_standin_serves_real_sglangs_names_types_help_and_labels(server):
+    """Held to a real SGLang 0.5.16 server's /metrics (tests/fixtures/sglang-real)."""
+    port, _ = server
+    generate(port, 4)
+    real = _described((ROOT / "tests" / "fixtures" / "sglang-real" /
+                       "metrics-0.5.16.txt").read_text())
+    ours = _described(metrics(port))
+    assert set(ours) <= set(real), sorted(set(ours) - set(real))
+    for name, described in ours.items():
+        assert described == real[name], (name, described, real[name])
+    assert {f"sglang:{n}" for n in NAMES} <= set(ours)

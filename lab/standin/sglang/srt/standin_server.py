@@ -28,6 +28,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -108,7 +110,6 @@ class State:
         self.requests = self.prompt_tokens = self.tokens = 0
         self.ttft: list[float] = []
         self.latency: list[float] = []
-        self.token_gaps: list[float] = []
         self.recent: list[tuple[float, int]] = []  # (when, tokens) of the last seconds
 
     def generate(self, prompt_tokens: int, count: int) -> float:
@@ -138,7 +139,6 @@ class State:
                 self.requests += 1
                 self.ttft.append(first or 0.0)
                 self.latency.append(time.monotonic() - arrived)
-                self.token_gaps.append(TOKEN_SECONDS)
                 self.lock.notify_all()
 
 
@@ -190,6 +190,8 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
                 return
             path = self.path.split("?")[0]
             if path in ("/health", "/health_generate", "/ready"):
+                if state.draining:
+                    log("Health check request received during shutdown. Returning 503.")
                 if state.ready:
                     self.reply(200, "", None)  # real: an empty 200, no content type
                 else:
@@ -261,6 +263,31 @@ def make_handler(args: argparse.Namespace, state: State, config: dict):
             return " " + " ".join(words[i % len(words)] for i in range(count)), count
 
     return Handler
+
+
+class Detokenizer(subprocess.Popen):
+    stopping = False
+
+
+def start_detokenizer() -> Detokenizer:
+    """SGLang's detokenizer, a process of its own. A SIGTERM sent to the whole process group
+    (not to the server alone) kills it too, and the server then exits at once, draining nothing
+    (tests/fixtures/sglang-real/sigterm-process-group.log). It ends with the server."""
+    child = Detokenizer([sys.executable, "-c", "import os, time\nparent = os.getppid()\n"
+                         "while os.getppid() == parent: time.sleep(0.5)"])
+
+    def watch() -> None:
+        code = child.wait()
+        if not child.stopping:
+            log(f"Subprocess detokenizer (pid={child.pid}) crashed with exit code {code}. "
+                "Triggering SIGQUIT for cleanup...")
+            log("SIGQUIT received. signum=None, frame=None. It usually means one child failed.")
+            log(f"kill_process_tree called: parent_pid={os.getpid()}, include_parent=True, "
+                f"pid={os.getpid()}")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return child
 
 
 def scheduler_failed(error: str) -> None:
@@ -379,6 +406,7 @@ def main(argv: list[str]) -> int:
 
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args, state, config))
     server.daemon_threads = True
+    detokenizer = start_detokenizer()
 
     def drain() -> None:
         # SGLang's sigterm watchdog: no new work, the running requests finished, then exit
@@ -388,9 +416,15 @@ def main(argv: list[str]) -> int:
                 left = len(state.running) + state.queued
             if not left:
                 break
+            with state.lock:
+                rids = sorted(state.running)
             log(f"Gracefully exiting... Remaining number of requests {left}. "
-                f"Remaining requests remaining_rids={left}.")
+                f"Remaining requests remaining_rids={rids}.")
             time.sleep(DRAIN_POLL_SECONDS)
+        log("Gracefully exiting... Remaining number of requests 0. Remaining requests "
+            "remaining_rids=[].")
+        detokenizer.stopping = True
+        detokenizer.terminate()
         server.shutdown()
 
     def on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001

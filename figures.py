@@ -1,0 +1,81 @@
+"""The fleet's figures now, per host, from the monitoring host's Prometheus: whether each server
+answers and is healthy, requests and tokens per second, running and queued requests, KV cache
+use, time to first token, GPU memory, utilisation, temperature and power, restarts
+(operations/figures.py says each).
+
+    python figures.py                          # the Prometheus of the fleet's monitoring host
+    python figures.py http://10.0.0.9:9090     # this one
+
+The fleet is the file named by $SGLANG_FLEET, else ./fleet.py (as for the deploy); its first
+``sglang_monitoring`` host is asked, at its address (``ssh_hostname``) and ``prometheus_port``.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from operations.figures import FIGURES, formatted, query  # noqa: E402
+
+
+def prometheus_of_fleet() -> str:
+    fleet = os.environ.get("SGLANG_FLEET") or "fleet.py"
+    if not Path(fleet).is_file():
+        raise SystemExit(f"no fleet file ({fleet}): name Prometheus, e.g. python figures.py "
+                         "http://10.0.0.9:9090")
+    hosts = runpy.run_path(fleet).get("sglang_monitoring") or []
+    if not hosts:
+        raise SystemExit(f"{fleet} has no sglang_monitoring host: add one and deploy, or name "
+                         "a Prometheus: python figures.py http://HOST:9090")
+    name, data = hosts[0] if isinstance(hosts[0], (list, tuple)) else (hosts[0], {})
+    return f"http://{data.get('ssh_hostname') or name}:{data.get('prometheus_port', 9090)}"
+
+
+def current(prometheus: str) -> dict[str, dict[str, float]]:
+    """host -> figure column -> value, for every figure Prometheus has a value of."""
+    found: dict[str, dict[str, float]] = {}
+    for figure in FIGURES:
+        try:
+            reply = requests.get(f"{prometheus}/api/v1/query",
+                                 params={"query": query(figure)}, timeout=10)
+        except requests.RequestException as error:
+            raise SystemExit(f"Prometheus at {prometheus} does not answer: {error}") from None
+        if reply.status_code != 200:
+            raise SystemExit(f"Prometheus at {prometheus} refused {query(figure)!r}: "
+                             f"HTTP {reply.status_code} {reply.text[:200]}")
+        for series in reply.json()["data"]["result"]:
+            host = series["metric"].get("host", "?")
+            value = float(series["value"][1])
+            if value == value:  # NaN: no data in the window (no requests, no TTFT)
+                found.setdefault(host, {})[figure.column] = value
+    return found
+
+
+def table(found: dict[str, dict[str, float]]) -> list[str]:
+    columns = ["host", *(figure.column for figure in FIGURES)]
+    rows = [[host, *(formatted(figure, values.get(figure.column)) for figure in FIGURES)]
+            for host, values in sorted(found.items())]
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in [columns, *rows]]
+
+
+def main(argv: list[str]) -> int:
+    prometheus = (argv[0] if argv else prometheus_of_fleet()).rstrip("/")
+    found = current(prometheus)
+    if not found:
+        print(f"Prometheus at {prometheus} has no figures of the fleet yet (scraped after a "
+              "deploy with a sglang_monitoring host)")
+        return 1
+    print("\n".join(table(found)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
