@@ -17,11 +17,10 @@ import runpy
 import sys
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from operations.figures import FIGURES, formatted, query  # noqa: E402
+from operations.scrape import PrometheusError, instant  # noqa: E402
 
 
 def prometheus_of_fleet() -> str:
@@ -42,18 +41,13 @@ def current(prometheus: str) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = {}
     for figure in FIGURES:
         try:
-            reply = requests.get(f"{prometheus}/api/v1/query",
-                                 params={"query": query(figure)}, timeout=10)
-        except requests.RequestException as error:
-            raise SystemExit(f"Prometheus at {prometheus} does not answer: {error}") from None
-        if reply.status_code != 200:
-            raise SystemExit(f"Prometheus at {prometheus} refused {query(figure)!r}: "
-                             f"HTTP {reply.status_code} {reply.text[:200]}")
-        for series in reply.json()["data"]["result"]:
-            host = series["metric"].get("host", "?")
-            value = float(series["value"][1])
+            series = instant(prometheus, query(figure))
+        except PrometheusError as error:
+            raise SystemExit(str(error)) from None
+        for one in series:
+            value = float(one["value"][1])
             if value == value:  # NaN: no data in the window (no requests, no TTFT)
-                found.setdefault(host, {})[figure.column] = value
+                found.setdefault(one["metric"].get("host", "?"), {})[figure.column] = value
     return found
 
 

@@ -19,7 +19,7 @@ from operations import drivers
 from operations.facts.gpu import NvidiaDriver, NvidiaGpus
 from operations.facts.host import FreeDisk, LibnumaLinked, Pid1, PortListener, ProcessInfo
 from operations.facts.python import PythonJson
-from operations.facts.service import HEALTH_CODE, WAIT_CODE, JournalTail, UnitState
+from operations.facts.service import HEALTH_CODE, METRICS_CODE, WAIT_CODE, JournalTail, UnitState
 from operations.facts.venv import (
     SGLANG_DRY_PARSE_CODE,
     TORCH_KERNEL_CODE,
@@ -100,6 +100,8 @@ def gather(get_fact: FactRunner, settings: Settings, pin: Pin | None = None,
     evidence["health"] = get_fact(PythonJson, {
         "python": "python3", "code": HEALTH_CODE,
         "args": (f"http://127.0.0.1:{settings.port}/health",)})
+    evidence["metrics"] = get_fact(PythonJson, {"python": "python3", "code": METRICS_CODE,
+                                                "args": ("figures", str(settings.port))})
     if evidence["health"].get("status") == 200:
         runner = f"pid:{pid}" if "error" in evidence["unit"] and pid else runner
         evidence["generate"] = get_fact(PythonJson, {"python": "python3", "code": WAIT_CODE,
@@ -309,9 +311,30 @@ def check_health(settings: Settings, ev: dict) -> Finding:
         return Finding("health", True, "/health answered 200")
     symptom, line = _journal_symptom(ev)
     not_up = "not ready: still warming up, or stuck" if status == 503 else "the server is not up"
-    return Finding("health", False, f"/health answered {status or 'nothing'}",
+    return Finding("health", False, f"/health answered {status or 'nothing'}"
+                   f"{load_text(ev.get('metrics') or {})}",
                    symptom.cause if symptom else not_up,
                    symptom.fix if symptom else "see `journalctl -u sglang`", symptom, line)
+
+
+def load_text(metrics: dict) -> str:
+    """What a server's own metrics say of its load, to go next to a finding ('' without)."""
+    if "running" not in metrics:
+        return ""
+    return (f" (its metrics: {metrics['running']} running, {metrics['queued']} queued, KV "
+            f"cache {metrics['kv_use'] * 100:.0f}% used)")
+
+
+def check_metrics(settings: Settings, ev: dict) -> Finding:
+    found = ev.get("metrics") or {}
+    if "running" in found:
+        return Finding("metrics", True, f"/metrics answered with SGLang's figures"
+                       f"{load_text(found)}")
+    said = f"/metrics answered {found.get('status') or 'nothing'}"
+    if found.get("status") == 200:
+        said += " without SGLang's figures"
+    return Finding("metrics", False, said, "the server runs without --enable-metrics, or is "
+                   "not up", "run the deploy (every profile turns metrics on)")
 
 
 def check_inference(settings: Settings, ev: dict) -> Finding:
@@ -377,6 +400,7 @@ CHECKS: dict[str, Callable[[Settings, dict], Finding]] = {
     "argv": check_argv,
     "port": check_port,
     "health": check_health,
+    "metrics": check_metrics,
     "inference": check_inference,
     "gpu-memory-use": check_gpu_memory_use,
     "model": check_model,

@@ -17,12 +17,12 @@ from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.host import Host
 
 from operations import FILES_DIR, secrets
+from operations.facts.service import METRICS_CODE
 from operations.roles import address, router_urls
 from operations.settings import Settings
 from operations.watch import streamed
 
 MEMBER_CODE = (FILES_DIR / "router_member.py").read_text()
-DRAIN_CODE = (FILES_DIR / "drain_wait.py").read_text()
 # The routers' control key (the ROUTER_CONTROL_KEY secret), root-only: on a gateway, where its
 # router's unit loads it; on a worker, where its membership commands read it.
 GATEWAY_KEY_PATH = "/etc/sglang-router/control-key"
@@ -54,7 +54,7 @@ def leave_commands(settings: Settings) -> list[str | FunctionCommand]:
     routers = router_urls()
     if not routers:
         return []  # its clients call it directly: SGLang's own drain on SIGTERM is all there is
-    drain = shlex.join(["python3", "-c", DRAIN_CODE, str(settings.port),
+    drain = shlex.join(["python3", "-c", METRICS_CODE, "drain", str(settings.port),
                         str(settings.drain_timeout_s)])
     return [*(member_command("leave", router, settings) for router in routers),
             streamed(drain, summary=_drained)]

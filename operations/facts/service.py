@@ -108,6 +108,8 @@ class JournalTail(FactBase):
 # /health's status code (0 when nothing answers) and, given a second argument, that file's
 # contents: files/health_probe.py, run with the system python3.
 HEALTH_CODE = (FILES_DIR / "health_probe.py").read_text()
+# A server's own figures (running, queued, KV use) and the drain before it stops.
+METRICS_CODE = (FILES_DIR / "server_metrics.py").read_text()
 
 # A router's view of the fleet and one request through it: files/router_view.py, run with the
 # system python3 and the router URL.

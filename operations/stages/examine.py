@@ -17,6 +17,8 @@ from operations.checks import gather
 from operations.diagnosis import diagnose
 from operations.outcome import Done, fail
 from operations.report import note
+from operations.roles import monitoring, settings_of
+from operations.scrape import prometheus_url, recent
 from operations.settings import Settings
 
 
@@ -40,6 +42,10 @@ def diagnosed(settings: Settings, remediate: bool = False):
                         f"{event['symptom']!r}: {event['evidence']!r})")
     if diagnosis.healthy:
         return
+    for watcher in monitoring()[:1]:  # what the fleet's Prometheus saw before this
+        said = recent(prometheus_url(watcher, settings_of(watcher)), host.name)
+        if said:
+            note(host.name, said)
     if not remediate:
         yield fail(diagnosis.lines(host.name))
         return

@@ -1,6 +1,7 @@
 """On the GPU host, with a server left running by ``serve_real.py serve LABEL --keep``: record
-real SGLang's /metrics (idle, after requests, with a long request running), the toolkit's drain
-(files/drain_wait.py) against it, and SGLang's own drain on SIGTERM with a request in flight.
+real SGLang's /metrics (idle, after requests, with a long request running), the toolkit's
+drain (files/server_metrics.py drain) against it, and SGLang's own drain on SIGTERM with a
+request in flight.
 
     python3 scripts/gpu_host/metrics_real.py OUT_DIR [PORT]
 
@@ -85,8 +86,8 @@ def main(out: Path, port: int) -> int:
     thread, result, text, running = busy_metrics(port, 900)
     record["metrics_busy"] = text
     started = time.monotonic()
-    drained = subprocess.run([sys.executable, str(ROOT / "files" / "drain_wait.py"), str(port),
-                              "120"], capture_output=True, text=True)
+    drained = subprocess.run([sys.executable, str(ROOT / "files" / "server_metrics.py"), "drain",
+                              str(port), "120"], capture_output=True, text=True)
     record["drain_wait"] = {"running_seen": running, "stdout": drained.stdout,
                             "seconds": round(time.monotonic() - started, 2)}
     thread.join()

@@ -1,7 +1,7 @@
 """What the fleet's figures come from: the SGLang stand-in's /metrics (SGLang's names and
 types, values that follow the requests it answers, a format promtool accepts), the worker's
 textfile figures (GPU from nvidia-smi, the server's health and restarts), and the drain a
-rolling restart waits on (files/drain_wait.py)."""
+rolling restart waits on (files/server_metrics.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, promtool
 
-DRAIN = ROOT / "files" / "drain_wait.py"
+SERVER_METRICS = ROOT / "files" / "server_metrics.py"
 TEXTFILE = ROOT / "files" / "sglang_textfile.py"
 NAMES = ("num_running_reqs", "num_queue_reqs", "num_used_tokens", "token_usage",
          "gen_throughput", "cache_hit_rate", "prompt_tokens_total", "generation_tokens_total",
@@ -114,7 +114,8 @@ def test_the_standins_metrics_are_well_formed_prometheus_text(server):
 
 
 def drain(port: int, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DRAIN), str(port), str(timeout), "0.1"],
+    return subprocess.run([sys.executable, str(SERVER_METRICS), "drain", str(port), str(timeout),
+                           "0.1"],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -25,6 +25,7 @@ from operations.facts.python import PythonJson
 from operations.facts.service import HEALTH_CODE, ROUTER_CODE
 from operations.hub import Pin
 from operations.router import GATEWAY_KEY_PATH, worker_url
+from operations.scrape import prometheus_url
 from operations.settings import Settings, fleet_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +41,14 @@ class Target:
     # For gateways: the workers the router should front; for wheelhouses: the fleet's stacks.
     worker_urls: tuple[str, ...] = ()
     stacks: tuple[str, ...] = ()
+    prometheus: str | None = None  # the fleet's monitoring host's, if it has one
 
 
 def roles_of(host) -> frozenset[str]:
     """The deploy's roles (operations/roles.py) of a pyinfra inventory host."""
     found = {role for role, test in (("gateway", roles.is_gateway),
-                                     ("wheelhouse", roles.is_wheelhouse)) if test(host)}
+                                     ("wheelhouse", roles.is_wheelhouse),
+                                     ("monitoring", roles.is_monitoring)) if test(host)}
     return frozenset(found or {"worker"})
 
 
@@ -91,6 +94,8 @@ def _inventory_targets(config) -> list[Target]:
                                 for h in workers if settings[h.name].from_hub},
                                hub.lock_path(), ask_hub=False)
     stacks = tuple(sorted({settings[h.name].stack for h in workers}))
+    prometheus = next((prometheus_url(h, settings[h.name]) for h in inventory
+                       if roles.is_monitoring(h)), None)
     targets = []
     for name, host_data in data.items():
         address = roles.address(hosts[name])
@@ -107,7 +112,7 @@ def _inventory_targets(config) -> list[Target]:
         else:
             host = testinfra.get_host(f"paramiko://{user}@{address}:{port}", **kwargs)
         targets.append(Target(name, host, settings[name], roles_of(hosts[name]),
-                              pins.get(name), worker_urls, stacks))
+                              pins.get(name), worker_urls, stacks, prometheus))
     return targets
 
 

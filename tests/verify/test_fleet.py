@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from operations import checks
+from operations import checks, scrape
 from operations.facts.service import UnitState
 from operations.managers import chosen
 from tests.verify.conftest import run_fact
@@ -75,6 +75,10 @@ def test_health(target, evidence):
     _check("health", target, evidence)
 
 
+def test_metrics(target, evidence):
+    _check("metrics", target, evidence)
+
+
 def test_inference(target, evidence):
     _check("inference", target, evidence)
 
@@ -125,3 +129,40 @@ def test_wheelhouse_serves_every_stack(target, evidence):
     if missing:
         pytest.fail(f"{target.name}: no lock served for {', '.join(missing)} "
                     f"(HTTP {[locks[s] for s in missing]}): run the deploy", pytrace=False)
+
+
+def _scraped(target) -> dict[str, dict]:
+    """Prometheus' active targets of this host, by job."""
+    if target.prometheus is None:
+        pytest.skip("the fleet has no monitoring host (sglang_monitoring)")
+    try:
+        found = scrape.targets(target.prometheus)
+    except scrape.PrometheusError as error:
+        pytest.fail(f"{target.name}: {error}", pytrace=False)
+    return {t["labels"].get("job"): t for t in found if t["labels"].get("host") == target.name}
+
+
+def test_scraped(target, evidence):
+    """Prometheus scrapes this host: its node figures, and a worker's SGLang metrics."""
+    jobs = ["node", *(["sglang"] if "worker" in target.roles else [])]
+    found = _scraped(target)
+    bad = [f"{job}: {found[job]['health']} ({found[job]['lastError']})" if job in found
+           else f"{job}: not a target" for job in jobs
+           if job not in found or found[job]["health"] != "up"]
+    if bad:
+        pytest.fail(f"{target.name}: Prometheus at {target.prometheus}: {'; '.join(bad)}: run "
+                    "the deploy (it keeps the targets and exporters)", pytrace=False)
+
+
+def test_prometheus_scrapes_every_target(target, evidence):
+    """On the monitoring host: every target its config names is up."""
+    if "monitoring" not in target.roles:
+        pytest.skip(f"{target.name} is not a monitoring host")
+    try:
+        found = scrape.targets(target.prometheus)
+    except scrape.PrometheusError as error:
+        pytest.fail(f"{target.name}: {error}", pytrace=False)
+    down = [f"{t['labels'].get('job')} {t['labels'].get('host')} ({t['lastError'] or t['health']})"
+            for t in found if t["health"] != "up"]
+    if down:
+        pytest.fail(f"{target.name}: Prometheus cannot scrape: {', '.join(down)}", pytrace=False)
