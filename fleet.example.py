@@ -23,3 +23,7 @@ gpu_servers = [
 # One host may do both.
 sglang_gateways = [("infra-01.example.internal", {"ssh_user": "root"})]
 sglang_wheelhouse = [("infra-01.example.internal", {"ssh_user": "root"})]
+
+# Optional: Prometheus scraping the whole fleet (every worker's metrics, the routers', every
+# host's node and GPU figures) with the fleet's alert rules (README: Monitoring).
+sglang_monitoring = [("infra-01.example.internal", {"ssh_user": "root"})]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -50,3 +52,23 @@ class FakeHost:
         if cls.__name__ in ("File", "Directory", "Link"):
             return None  # pyinfra's own file facts: the path does not exist yet
         raise AssertionError(f"unexpected fact {cls.__name__}({kwargs})")
+
+
+def in_background(function, *args) -> tuple[threading.Thread, list]:  # noqa: ANN001
+    """``function(*args)`` in a thread; the list gets its result when it returns."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(predicate, timeout: float = 60, step: float = 1.0):  # noqa: ANN001
+    """``predicate()`` once it is true, polled every ``step`` s; its last value after
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()

@@ -43,22 +43,19 @@ def _supervised(settings: Settings) -> bool:
     return is_worker() and of_host(settings.service_manager).name == "supervisor"
 
 
-def reads(settings: Settings) -> list[survey.Read]:
-    """What ``apply`` reads on a run that changes nothing (operations/survey.py)."""
+def reads(settings: Settings) -> list[survey.Read]:  # noqa: ARG001 (every stage's face)
+    """What ``apply`` reads on a run that changes nothing (operations/survey.py): a worker's
+    reads under either manager (which one it has is read with these, from PID 1)."""
     if not scraped():
         return []
-    found = [*survey.apt_reads()]
+    found = [*survey.apt_reads(), *survey.service_reads(NODE_EXPORTER_UNIT)]
     if is_worker():
-        found += survey.put_reads(TEXTFILE_PROGRAM)
-    if _supervised(settings):
+        found += [*survey.put_reads(TEXTFILE_PROGRAM),
+                  *survey.put_reads(f"/etc/systemd/system/{TEXTFILE_UNIT}"),
+                  *survey.service_reads(TEXTFILE_UNIT)]
         for program in (NODE_PROGRAM, FIGURES_PROGRAM):
             found += [*survey.put_reads(program_conf(program)),
                       survey.Read(UnitState, {"unit": SUPERVISOR_PREFIX + program})]
-        return found
-    found += survey.service_reads(NODE_EXPORTER_UNIT)
-    if is_worker():
-        found += [*survey.put_reads(f"/etc/systemd/system/{TEXTFILE_UNIT}"),
-                  *survey.service_reads(TEXTFILE_UNIT)]
     return found
 
 

@@ -11,7 +11,6 @@ import shlex
 import subprocess
 import sys
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from lab.hosts import GATEWAY_HOST, ssh_argv
 from lab.inventory import router_key
 from lab.stacks import GATEWAY, INDEX_URL
+from tests.conftest import wait_for  # noqa: F401 (the e2e modules' helper too)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = [str(ROOT / "lab" / "lab")]
@@ -205,9 +205,10 @@ def ssh(host: str, command: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def curl(host: str, path: str, data: str | None = None) -> tuple[int, str]:
+def curl(host: str, path: str, data: str | None = None, max_s: int = 10) -> tuple[int, str]:
     address = lab_hosts()[host]["address"]
-    args = ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", f"http://{address}:8000{path}"]
+    args = ["curl", "-s", "-m", str(max_s), "-w", "\n%{http_code}",
+            f"http://{address}:8000{path}"]
     if data is not None:
         args += ["-H", "Content-Type: application/json", "-d", data]
     out = subprocess.run(args, capture_output=True, text=True).stdout
@@ -224,16 +225,6 @@ def journal_cursor(host: str) -> str:
 def journal_after(host: str, cursor: str, unit: str = "sglang") -> str:
     return ssh(host, f"journalctl -u {unit} --no-pager -o cat --after-cursor "
                      f"{shlex.quote(cursor)}").stdout
-
-
-def wait_for(predicate, timeout: float = 60, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def changed_hosts(output: str) -> set[str]:
@@ -266,11 +257,14 @@ def healthy_hosts(output: str) -> set[str]:
     return {name for names in listed for name in names.split(", ")} | unchanged_hosts(output)
 
 
-def verify_fleet(tmp_path) -> tuple[subprocess.CompletedProcess, ET.Element]:
+def verify_fleet(tmp_path, fleet: Path | None = None
+                 ) -> tuple[subprocess.CompletedProcess, ET.Element]:
+    """tests/verify on the lab's fleet (``fleet``: a fleet file of the test's own)."""
     junit = tmp_path / "verify.xml"
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                              "tests/verify", "-q", f"--junitxml={junit}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=_env(fleet))
     return result, ET.parse(junit).getroot()
 
 

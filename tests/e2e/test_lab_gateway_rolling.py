@@ -12,11 +12,13 @@ import subprocess
 import pytest
 
 from lab.inventory import router_key
+from tests.conftest import in_background
 from tests.e2e.conftest import (
     LAB,
     LAB_DIR,
     ROOT,
     changed_hosts,
+    curl,
     deploy,
     deploy_with_gateway,
     failures_by_test,
@@ -28,9 +30,17 @@ from tests.e2e.conftest import (
     ssh,
     url,
     verify_fleet,
+    wait_for,
 )
 
 WORKERS = ["lab-1", "lab-2", "lab-3"]
+
+
+def running_requests(name: str) -> float:
+    """sglang:num_running_reqs on a worker, from its /metrics."""
+    status, text = curl(name, "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("sglang:num_running_reqs")) if status == 200 else -1
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +184,13 @@ def test_a_preview_shows_each_roles_files_and_the_plan_and_changes_nothing(first
 
 
 def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first, tmp_path):
+    """lab-1 rolls first while it answers a long request (2.5 minutes of tokens, started
+    before the deploy): it leaves the router, the deploy waits until that request is done,
+    then restarts it; the request gets every token, and the router answers every request."""
+    long_request, answer = in_background(curl, "lab-1", "/generate",
+                                         '{"text": "Tell me", "sampling_params": '
+                                         '{"max_new_tokens": 30000}}', 600)
+    assert wait_for(lambda: running_requests("lab-1") == 1, 30), "no long request on lab-1"
     with requests_through_the_router() as codes:
         rolled = deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1)
     out = rolled.stdout + rolled.stderr
@@ -183,6 +200,15 @@ def test_a_change_rolls_one_host_at_a_time_and_the_router_keeps_answering(first,
     assert changed_hosts(out) == set(WORKERS)
     assert codes and set(codes) == {200}, f"{len(codes)} routed requests: {sorted(set(codes))}"
     assert router_workers() == {url(n): True for n in WORKERS}
+    long_request.join()
+    status, body = answer[0]
+    assert status == 200 and json.loads(body)["meta_info"]["completion_tokens"] == 30000
+    waited = re.search(r"lab-1: .*drained: no request left after (\d+) s", out)
+    assert waited and int(waited.group(1)) > 0, out[-3000:]
+    # Its server stopped after the request was answered, not during it: nothing was drained
+    # on SIGTERM but an empty queue.
+    journal = ssh("lab-1", "journalctl -u sglang --no-pager -o cat").stdout
+    assert "Remaining number of requests 1" not in journal.split("SIGTERM received")[-1]
 
 
 def test_a_failing_batch_stops_the_roll_and_the_rest_keep_the_previous_configuration(

@@ -33,6 +33,7 @@ def healthy_evidence(**changes) -> dict:
                   "arch_list": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]},
         "unit": HEALTHY_UNIT, "journal": [], "process": {"user": "sglang", "argv": ARGV},
         "dry_parse": {"ok": True}, "health": {"status": 200},
+        "metrics": {"status": 200, "running": 0, "queued": 0, "kv_use": 0.0},
         "generate": {"tokens": 8, "text": " Paris"},
     }
     evidence.update(changes)
@@ -56,14 +57,29 @@ def test_real_h100_host_without_systemd_fails_the_right_checks_with_messages():
         torch={"error": "no python at /opt/sglang/venv/bin/python", "status": 3},
         unit=UnitState().process(["bash: line 1: systemctl: command not found",
                                   "__exit__=127"]),
-        health={"status": 0})
+        health={"status": 0}, metrics={"status": 0})
     del evidence["dry_parse"]
     found = failed(evidence)
     assert set(found) == {"gpus", "torch-arch", "kernel-abi", "pins", "unit", "user", "argv",
-                          "port", "health", "inference"}
+                          "port", "health", "metrics", "inference"}
     assert "compute capability 9.0" in found["gpus"].found
     assert "no systemd here" in found["unit"].found and "'bash'" in found["unit"].found
     assert found["pins"].found == "no venv at /opt/sglang/venv"
+
+
+def test_a_503_says_the_servers_own_load_next_to_it():
+    """Queue depth and KV use from the server's metrics, next to the health finding."""
+    busy = {"status": 200, "running": 8, "queued": 12, "kv_use": 0.97}
+    found = failed(healthy_evidence(health={"status": 503}, metrics=busy))
+    assert found["health"].found == ("/health answered 503 (its metrics: 8 running, 12 queued, "
+                                     "KV cache 97% used)")
+    assert "metrics" not in found
+
+
+def test_a_server_without_sglangs_metrics_fails_the_metrics_check():
+    found = failed(healthy_evidence(metrics={"status": 404}))
+    assert found["metrics"].found == "/metrics answered 404"
+    assert "--enable-metrics" in found["metrics"].cause
 
 
 def test_missing_libnuma_matches_chart_symptom_3():

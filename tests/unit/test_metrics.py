@@ -11,14 +11,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, promtool
+from tests.conftest import ROOT, in_background, promtool, wait_for
 
 SERVER_METRICS = ROOT / "files" / "server_metrics.py"
 TEXTFILE = ROOT / "files" / "sglang_textfile.py"
@@ -66,23 +65,6 @@ def metrics(port: int) -> str:
         return reply.read().decode()
 
 
-def wait_for(condition, what: str, timeout: float = 30.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-def in_background(function, *args) -> tuple[threading.Thread, list]:  # noqa: ANN001
-    result: list = []
-    thread = threading.Thread(target=lambda: result.append(function(*args)), daemon=True)
-    thread.start()
-    return thread, result
-
-
 def test_the_standins_metrics_follow_the_requests_it_answers(server):
     port, _ = server
     idle = samples(metrics(port))
@@ -91,7 +73,8 @@ def test_the_standins_metrics_follow_the_requests_it_answers(server):
     first, _ = in_background(generate, port, 400)  # 2 s of tokens
     second, _ = in_background(generate, port, 100)  # waits: one request at a time
     busy = wait_for(lambda: (s := samples(metrics(port)))["sglang:num_queue_reqs"] == 1 and s,
-                    "one request running and one queued")
+                    30, 0.05)
+    assert busy, "never one request running and one queued"
     assert busy["sglang:num_running_reqs"] == 1 and busy["sglang:num_used_tokens"] > 0
     first.join()
     second.join()
@@ -122,7 +105,7 @@ def drain(port: int, timeout: float) -> subprocess.CompletedProcess:
 def test_a_drain_waits_for_the_running_request_to_finish(server):
     port, _ = server
     request, answer = in_background(generate, port, 600)  # 3 s
-    wait_for(lambda: samples(metrics(port))["sglang:num_running_reqs"] == 1, "running")
+    assert wait_for(lambda: samples(metrics(port))["sglang:num_running_reqs"] == 1, 30, 0.05)
     drained = drain(port, 60)
     assert drained.returncode == 0, drained.stderr
     assert "draining: 1 requests running or queued" in drained.stdout
@@ -134,7 +117,7 @@ def test_a_drain_waits_for_the_running_request_to_finish(server):
 def test_a_drain_stops_waiting_at_its_bound_and_says_what_is_left(server):
     port, _ = server
     request, _ = in_background(generate, port, 2000)  # 10 s
-    wait_for(lambda: samples(metrics(port))["sglang:num_running_reqs"] == 1, "running")
+    assert wait_for(lambda: samples(metrics(port))["sglang:num_running_reqs"] == 1, 30, 0.05)
     drained = drain(port, 1)
     assert drained.returncode == 0
     assert "1 requests still running after 1 s (drain_timeout_s)" in drained.stdout
