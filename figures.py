@@ -6,14 +6,12 @@ use, time to first token, GPU memory, utilisation, temperature and power, restar
     python figures.py                          # the Prometheus of the fleet's monitoring host
     python figures.py http://10.0.0.9:9090     # this one
 
-The fleet is the file named by $SGLANG_FLEET, else ./fleet.py (as for the deploy); its first
-``sglang_monitoring`` host is asked, at its address (``ssh_hostname``) and ``prometheus_port``.
+The fleet is the deploy's (inventory.py: $SGLANG_FLEET, else ./fleet.py, else the lab); its
+first ``sglang_monitoring`` host is asked, at its address and ``prometheus_port``.
 """
 
 from __future__ import annotations
 
-import os
-import runpy
 import sys
 from pathlib import Path
 
@@ -24,16 +22,25 @@ from operations.scrape import PrometheusError, instant  # noqa: E402
 
 
 def prometheus_of_fleet() -> str:
-    fleet = os.environ.get("SGLANG_FLEET") or "fleet.py"
-    if not Path(fleet).is_file():
-        raise SystemExit(f"no fleet file ({fleet}): name Prometheus, e.g. python figures.py "
-                         "http://10.0.0.9:9090")
-    hosts = runpy.run_path(fleet).get("sglang_monitoring") or []
-    if not hosts:
-        raise SystemExit(f"{fleet} has no sglang_monitoring host: add one and deploy, or name "
+    """The first monitoring host's Prometheus, from the inventory as the deploy loads it
+    (pyinfra's loader: group data included)."""
+    from types import SimpleNamespace
+
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    from operations.roles import is_monitoring
+    from operations.scrape import prometheus_url
+    from operations.settings import validate
+
+    root = Path(__file__).resolve().parent
+    with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
+        inventory = make_inventory(str(root / "inventory.py"), cwd=str(root))
+    found = next((h for h in inventory if is_monitoring(h)), None)
+    if found is None:
+        raise SystemExit("the fleet has no sglang_monitoring host: add one and deploy, or name "
                          "a Prometheus: python figures.py http://HOST:9090")
-    name, data = hosts[0] if isinstance(hosts[0], (list, tuple)) else (hosts[0], {})
-    return f"http://{data.get('ssh_hostname') or name}:{data.get('prometheus_port', 9090)}"
+    return prometheus_url(found, validate(found.name, found.data.dict()))
 
 
 def current(prometheus: str) -> dict[str, dict[str, float]]:

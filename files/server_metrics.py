@@ -17,6 +17,7 @@ timeout.
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 import time
@@ -33,19 +34,25 @@ def summed(text: str, names: tuple[str, ...], combine=sum) -> float:  # noqa: AN
 
 
 def scrape(port: int) -> tuple[int, str]:
-    """(HTTP status, body) of the server's /metrics; status 0 when nothing answers."""
+    """(HTTP status, body) of the server's /metrics: status 0 when nothing listens, -1 when
+    the read failed otherwise (a timeout under load, a cut answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, ""
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, ""
+    except urllib.error.URLError as error:
+        return (0 if isinstance(error.reason, ConnectionRefusedError) else -1), ""
+    except (OSError, ValueError, http.client.HTTPException):
+        return -1, ""
 
 
 def read(port: int) -> int | None:
-    """Requests in flight; None when the server has no metrics to read."""
+    """Requests in flight; None when the server has no metrics to read; -1 when this read
+    failed (the drain reads again)."""
     status, text = scrape(port)
+    if status == -1:
+        return -1
     if status != 200 or not any(line.startswith(WAITED_FOR) for line in text.splitlines()):
         return None
     return int(summed(text, WAITED_FOR))
@@ -53,7 +60,7 @@ def read(port: int) -> int | None:
 
 def figures(port: int) -> dict:
     status, text = scrape(port)
-    found: dict = {"status": status}
+    found: dict = {"status": max(status, 0)}
     if status == 200 and any(line.startswith(WAITED_FOR) for line in text.splitlines()):
         found |= {"running": int(summed(text, WAITED_FOR[:1])),
                   "queued": int(summed(text, WAITED_FOR[1:])),
@@ -74,13 +81,14 @@ def drain(port: int, timeout: float, every: float = 1.0) -> int:
         if left == 0:
             print(f"drained: no request left after {waited:.0f} s", flush=True)
             return 0
+        shown = "an unknown number of" if left < 0 else str(left)  # (a failed read)
         if waited >= timeout:
-            print(f"drain: {left} requests still running after {timeout:.0f} s "
+            print(f"drain: {shown} requests still running after {timeout:.0f} s "
                   "(drain_timeout_s): stopping the server; SGLang finishes them on SIGTERM "
                   "within the stop timeout", flush=True)
             return 0
         if said is None or time.monotonic() - said >= 10:
-            print(f"draining: {left} requests running or queued, waited {waited:.0f} of "
+            print(f"draining: {shown} requests running or queued, waited {waited:.0f} of "
                   f"{timeout:.0f} s", flush=True)
             said = time.monotonic()
         time.sleep(every)

@@ -48,16 +48,19 @@ def member_command(action: str, router: str, settings: Settings) -> str:
                        str(JOIN_TIMEOUT_S)])
 
 
-def leave_commands(settings: Settings) -> list[str | FunctionCommand]:
+def leave_commands(settings: Settings, drain: bool = True) -> list[str | FunctionCommand]:
     """Before this worker's server stops: out of every router, so no new request reaches it,
-    then the requests it is answering finished (up to ``drain_timeout_s``, said as it waits)."""
+    then (``drain``: it serves) the requests it is answering finished (up to
+    ``drain_timeout_s``, said as it waits)."""
     routers = router_urls()
     if not routers:
         return []  # its clients call it directly: SGLang's own drain on SIGTERM is all there is
-    drain = shlex.join(["python3", "-c", METRICS_CODE, "drain", str(settings.port),
-                        str(settings.drain_timeout_s)])
+    if not drain:
+        return [member_command("leave", router, settings) for router in routers]
+    waiting = shlex.join(["python3", "-c", METRICS_CODE, "drain", str(settings.port),
+                          str(settings.drain_timeout_s)])
     return [*(member_command("leave", router, settings) for router in routers),
-            streamed(drain, summary=_drained)]
+            streamed(waiting, summary=_drained)]
 
 
 def _drained(lines: list[str]) -> str | None:

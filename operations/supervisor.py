@@ -58,14 +58,21 @@ def daemon_running(program: str):
 
 
 @operation(is_idempotent=True)
-def program_running(program: str):
+def program_running(program: str, judged_later: bool = True):
     """The program is loaded and running (or starting).
 
     + program: its name (``[program:NAME]`` in conf.d)
+    + judged_later: a program that exits at start (FATAL) is left to a later check (the
+      server's: the health stage names why, its remedies run); else it fails the host here
     """
     state = host.get_fact(UnitState, unit=SUPERVISOR_PREFIX + program)
+    if state.get("SubState") == "FATAL" and not judged_later:
+        yield StringCommand(f"supervisorctl status {shlex.quote(program)}; echo "
+                            f"{shlex.quote(f'{program} exits at start (FATAL): see its log')} "
+                            ">&2; exit 1")
+        return
     if state.get("ActiveState") in ("active", "activating") or state.get("SubState") == "FATAL":
-        return  # (FATAL: it exits at start; the health stage names why, its remedies run)
+        return
     name = shlex.quote(program)
     # (read before this run's restart: it may have started it meanwhile)
     yield StringCommand(f"supervisorctl reread >/dev/null; supervisorctl update {name} "

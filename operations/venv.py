@@ -97,12 +97,13 @@ def pip_install(settings: Settings, venv_dir: str, index_url: str,
 
 
 
-def _uv(settings: Settings) -> list[str]:
-    """``uv pip install`` into the venv, byte-compiled as pip does; the host's proxy and CA
-    bundle as uv reads them (its environment)."""
+def _uv(settings: Settings, outside: bool = True) -> list[str]:
+    """``uv pip install`` into the venv, byte-compiled as pip does; ``outside``: from the
+    stack's sources, with the host's proxy and CA bundle as uv reads them (its environment),
+    else from the wheelhouse, on the fleet's own network."""
     environment = [f"{name}={settings.pip_proxy}" for name in ("HTTP_PROXY", "HTTPS_PROXY")
-                   if settings.pip_proxy]
-    if settings.pip_cert:
+                   if settings.pip_proxy and outside]
+    if settings.pip_cert and outside:
         environment.append(f"SSL_CERT_FILE={settings.pip_cert}")
     return [*(["env", *environment] if environment else []), f"{settings.venv_dir}/bin/uv",
             "pip", "install", "--python", settings.python, "--compile-bytecode"]
@@ -159,7 +160,7 @@ def install_commands(settings: Settings, record: dict) -> list[str]:
         url = record["wheelhouse"]
         if not uv:
             return [_locked_pip(settings, url, "requirements.lock")]
-        return [shlex.join([*_uv(settings), "--no-index", "--find-links",
+        return [shlex.join([*_uv(settings, outside=False), "--no-index", "--find-links",
                             wheels_staged(settings), "--no-deps", "--require-hashes", "-r",
                             f"{url}/requirements.lock"])]
     if uv:

@@ -106,5 +106,5 @@ def supervised(settings: Settings, figures: OperationMeta | None) -> None:
         supervisor.updated_after(name=f"supervisor program {program} restarted after a change",
                                  program=program, changes=[conf, *filter(None, inputs)])
         supervisor.program_running(name=f"supervisor program {program} running",
-                                   program=program)
+                                   program=program, judged_later=False)
 

@@ -42,11 +42,12 @@ def restarted(settings: Settings, changes: list[OperationMeta], reboot: Operatio
     + changes: the operations whose change restarts the server
     + reboot: the driver stage's reboot of this run
     """
+    serving = runstate.current().plan.serving.get(host.name)
     if not any(change.changed for change in changes) and (
-            reboot.changed or runstate.current().plan.serving.get(host.name)
-            or _health_status(settings) == 200):
+            reboot.changed or serving or _health_status(settings) == 200):
         return  # the rollout plan read /health 200 seconds ago: no second probe
-    yield from leave_commands(settings)
+    # (a server that does not answer /health 200 has no requests to finish: no drain)
+    yield from leave_commands(settings, drain=bool(serving))
     yield of_host(settings.service_manager).restart
 
 

@@ -41,12 +41,14 @@ def reads(settings: Settings) -> list[survey.Read]:  # noqa: ARG001 (every stage
 @operation(is_idempotent=True)
 def config_checked(changes: list[OperationMeta]):
     """promtool's check of the config and the rules it loads, when either changed: a config
-    Prometheus would refuse fails this host before it reloads.
+    Prometheus would refuse fails this host before it reloads (Prometheus keeps the one it
+    runs), and is removed, so that the next run writes it and checks it again.
 
     + changes: the operations that write them
     """
     if any(change.changed for change in changes):
-        yield StringCommand(f"promtool check config {shlex.quote(CONFIG)}")
+        config = shlex.quote(CONFIG)
+        yield StringCommand(f"promtool check config {config} || {{ rm -f {config}; exit 1; }}")
 
 
 @deploy("Monitoring")

@@ -62,7 +62,7 @@ def test_the_prometheus_config_is_one_promtool_accepts(tmp_path):
         host_name="infra-01", self_address="10.0.0.9"))
     checked = promtool("check", "config", str(config))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 9 rules found" in checked.stdout
     text = config.read_text()
     assert 'targets: ["10.0.0.2:8001"]' in text and 'host: "vast-7"' in text
 
