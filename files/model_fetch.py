@@ -7,7 +7,8 @@ hashes for that commit. Runs on the host (standard library only) as root.
 
 SPEC (JSON): host, repo, commit, files [{path, size, sha256 | blob}] (or files_file and
 files_digest: the list in a file, its sha256: a list of any length, no command line limit; or
-files_url: the list as the wheelhouse serves it for a stack's wheels; label: what to call it),
+files_url: the list as the wheelhouse serves it for a stack's wheels; label: what to call it;
+listed_by: whose hashes the list has, for what it says),
 cache (HF_HOME), source ({"hub": endpoint} or {"mirror": base URL of a staged snapshot}),
 token_file, stall_timeout_s, progress_every_s, record (where the stat record of verified blobs
 is kept). A list file that is missing or not the one named means "not staged" to status and is
@@ -273,9 +274,9 @@ def fetch(spec: dict) -> int:
                   + (": fetching it again" if attempt == 1 else ""), flush=True)
         else:
             os.unlink(partial)
-            raise FetchError(f"{file['path']} does not match the Hub's hash for commit "
-                             f"{spec['commit']} after 2 transfers: the source serves other "
-                             "bytes; the server was not started on it")
+            listed = spec.get("listed_by") or f"the Hub's hash for commit {spec['commit']}"
+            raise FetchError(f"{file['path']} does not match {listed} after 2 transfers: the "
+                             "source serves other bytes; it was not used")
         os.chmod(partial, 0o644)
         os.replace(partial, blob)
         record[blob] = stamp(blob)

@@ -147,6 +147,7 @@ def wheels_fetch_spec(settings: Settings, record: dict, host_name: str) -> dict:
     url = record["wheelhouse"]
     return {"host": host_name, "repo": f"stack/{settings.stack}", "commit": "locked",
             "label": f"stack {settings.stack} wheels", "files_url": f"{url}/files.json",
+            "listed_by": "the sha256 the wheelhouse locked it with",
             "cache": wheels_dir(settings), "source": {"mirror": f"{url}/files"},
             "stall_timeout_s": settings.model_stall_timeout_s, "progress_every_s": 10,
             "record": f"{wheels_dir(settings)}/verified.json"}

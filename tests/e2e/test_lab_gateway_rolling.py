@@ -278,7 +278,9 @@ def test_a_wheel_that_does_not_match_its_locked_hash_is_refused_and_the_host_nam
         ssh("lab-gw", f"mv /root/saved.whl {wheel}")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
-    assert "DO NOT MATCH THE HASHES" in out
+    # the worker's fetch of the wheelhouse's files checks each against its locked sha256
+    assert (f"{TORCH_WHEEL} does not match the sha256 the wheelhouse locked it with after 2 "
+            "transfers") in out, out[-3000:]
     assert ("lab-3   FAILED at \"Rolling batch | Python venv holds the stack's exact pins\""
             in out)
     assert deploy_with_gateway(tmp_path, max_total_tokens=2048, roll_batch=1).returncode == 0
