@@ -24,18 +24,11 @@ from operations.scrape import PrometheusError, instant  # noqa: E402
 def prometheus_of_fleet() -> str:
     """The first monitoring host's Prometheus, from the inventory as the deploy loads it
     (pyinfra's loader: group data included)."""
-    from types import SimpleNamespace
-
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    from operations.roles import is_monitoring
+    from operations.roles import inventory_outside_a_run, is_monitoring
     from operations.scrape import prometheus_url
     from operations.settings import validate
 
-    root = Path(__file__).resolve().parent
-    with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
-        inventory = make_inventory(str(root / "inventory.py"), cwd=str(root))
+    inventory = inventory_outside_a_run()
     found = next((h for h in inventory if is_monitoring(h)), None)
     if found is None:
         raise SystemExit("the fleet has no sglang_monitoring host: add one and deploy, or name "

@@ -18,6 +18,7 @@ once without it:
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import os
 import subprocess
@@ -55,8 +56,8 @@ def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as reply:
             return reply.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return False  # (a cut answer too: the writer never dies of a server's state)
 
 
 def restarts(runner: str) -> int:

@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pyinfra import host, inventory
+from pyinfra.api import Inventory
 from pyinfra.api.host import Host
 
-from operations import runstate
+from operations import FILES_DIR, runstate
 from operations.settings import Settings, validate
 
 GATEWAYS = "sglang_gateways"
@@ -91,3 +92,17 @@ def router_urls() -> list[str]:
 def monitoring() -> list[Host]:
     """The hosts that scrape the fleet; none: nothing is scraped and no exporter installed."""
     return [h for h in inventory if is_monitoring(h)]
+
+
+def inventory_outside_a_run() -> Inventory:
+    """The fleet as the deploy loads it (inventory.py, by pyinfra's own loader: group data
+    included), for what reads it outside a pyinfra run (verification, figures.py)."""
+    from types import SimpleNamespace
+
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    root = FILES_DIR.parent
+    # (the loader records the file it runs on a state)
+    with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
+        return make_inventory(str(root / "inventory.py"), cwd=str(root))

@@ -114,20 +114,21 @@ def installer_command(settings: Settings, record: dict) -> str | None:
     if settings.installer != "uv":
         return None
     if record["wheelhouse"]:
-        return _locked_pip(settings, record["wheelhouse"], INSTALLER_LOCK)
+        return _locked(settings, record["wheelhouse"], INSTALLER_LOCK)
     return shlex.join([*pip_install(settings, settings.venv_dir, record["index_url"],
                                     record["extra_index_urls"], record["find_links"]),
                        f"uv=={UV_VERSION}"])
 
 
-def _locked_pip(settings: Settings, url: str, lock: str) -> str:
-    # The locked files only, each checked against its hash, from the worker's own copy of the
-    # wheelhouse's files (wheels_fetch_spec); no pip_proxy or pip_cert: the wheelhouse is on
-    # the fleet's own network, over plain HTTP.
-    return shlex.join([*pip(settings.venv_dir), "install", "--disable-pip-version-check",
-                       "--no-index", "--find-links", wheels_staged(settings),
-                       "--trusted-host", urlsplit(url).hostname or url, "--no-deps",
-                       "--require-hashes", "-r", f"{url}/{lock}"])
+def _locked(settings: Settings, url: str, lock: str, uv: bool = False) -> str:
+    """A lock of the wheelhouse installed: its files only, each checked against its hash,
+    from the worker's own copy of them (wheels_fetch_spec); no pip_proxy or pip_cert: the
+    wheelhouse is on the fleet's own network, over plain HTTP."""
+    head = _uv(settings, outside=False) if uv else [
+        *pip(settings.venv_dir), "install", "--disable-pip-version-check",
+        "--trusted-host", urlsplit(url).hostname or url]
+    return shlex.join([*head, "--no-index", "--find-links", wheels_staged(settings),
+                       "--no-deps", "--require-hashes", "-r", f"{url}/{lock}"])
 
 
 def wheels_dir(settings: Settings) -> str:
@@ -158,12 +159,7 @@ def install_commands(settings: Settings, record: dict) -> list[str]:
     fetched first: wheels_fetch_spec), or step by step from the stack's sources."""
     uv = settings.installer == "uv"
     if record["wheelhouse"]:
-        url = record["wheelhouse"]
-        if not uv:
-            return [_locked_pip(settings, url, "requirements.lock")]
-        return [shlex.join([*_uv(settings, outside=False), "--no-index", "--find-links",
-                            wheels_staged(settings), "--no-deps", "--require-hashes", "-r",
-                            f"{url}/requirements.lock"])]
+        return [_locked(settings, record["wheelhouse"], "requirements.lock", uv)]
     if uv:
         sources = ["--index-strategy", "unsafe-best-match",  # pip's: the best version anywhere
                    "--index-url", record["index_url"],

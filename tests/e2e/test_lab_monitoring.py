@@ -13,11 +13,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
+from lab.hosts import GATEWAY_HOST
+from operations import scrape
 from operations.figures import FIGURES
 from tests.e2e.conftest import (
     ROOT,
@@ -32,7 +32,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 
-PROMETHEUS = "http://10.213.0.9:9090"  # lab-gw's
+PROMETHEUS = f"http://{GATEWAY_HOST['address']}:9090"  # lab-gw's
 WORKERS = ["lab-1", "lab-2"]
 DASHBOARD = ROOT / "files" / "monitoring" / "grafana-dashboard.json"
 
@@ -47,13 +47,9 @@ def fleet_file(tmp_path: Path, workers: list[str] = WORKERS) -> Path:
     return fleet
 
 
-def prometheus(path: str, **params: str) -> Any:
-    return requests.get(f"{PROMETHEUS}{path}", params=params, timeout=10).json()["data"]
-
-
 def targets() -> dict[tuple[str, str], str]:
     return {(t["labels"]["job"], t["labels"]["host"]): t["health"]
-            for t in prometheus("/api/v1/targets", state="active")["activeTargets"]}
+            for t in scrape.targets(PROMETHEUS)}
 
 
 def send_traffic() -> None:
@@ -101,9 +97,8 @@ def test_every_dashboard_panel_has_data_for_every_worker_after_traffic(first):
 
     def empty() -> list[str]:
         return [f"{panel['title']} ({name})" for panel in panels for name in WORKERS
-                if name not in {s["metric"].get("host") for s in prometheus(
-                    "/api/v1/query", query=panel["targets"][0]["expr"].replace("$host", ".*")
-                )["result"]}]
+                if name not in {s["metric"].get("host") for s in scrape.instant(
+                    PROMETHEUS, panel["targets"][0]["expr"].replace("$host", ".*"))}]
 
     # (rates need two scrapes after the traffic)
     assert wait_for(lambda: not empty(), 90), f"panels without data: {empty()}"
@@ -113,15 +108,18 @@ def test_figures_prints_the_fleets_figures_per_worker(first):
     _, fleet = first
     send_traffic()
     rate = "sum by (host) (rate(sglang:num_requests_total[1m])) > 0"
-    assert wait_for(lambda: {s["metric"]["host"] for s in prometheus(
-        "/api/v1/query", query=rate)["result"]} == set(WORKERS), 60), "no requests scraped"
+    assert wait_for(lambda: {s["metric"]["host"] for s in scrape.instant(PROMETHEUS, rate)}
+                    == set(WORKERS), 60), "no requests scraped"
     shown = subprocess.run([sys.executable, str(ROOT / "figures.py")], capture_output=True,
                            text=True, cwd=ROOT, env={**os.environ, "SGLANG_FLEET": str(fleet)},
                            timeout=120)
     assert shown.returncode == 0, shown.stderr
     header, *rows = shown.stdout.splitlines()
     assert header.split()[:3] == ["host", "up", "healthy"]
-    assert [row.split()[:3] for row in rows] == [["lab-1", "1", "1"], ["lab-2", "1", "1"]]
+    container = ssh("lab-2", "supervisorctl status; cat /var/lib/prometheus/node-exporter/"
+                             "sglang.prom; tail -5 /var/log/sglang/sglang-textfile.log").stdout
+    assert [row.split()[:3] for row in rows] == [["lab-1", "1", "1"], ["lab-2", "1", "1"]], (
+        shown.stdout, container)
     # requests per second over the last minute: the traffic above
     column = header.split().index("req/s")
     assert all(float(row.split()[column]) > 0 for row in rows), shown.stdout
@@ -144,11 +142,10 @@ def test_a_stopped_worker_fires_its_alert_and_diagnosis_says_what_prometheus_saw
     _, fleet = first
     ssh("lab-1", "systemctl stop sglang")
     try:
-        def firing() -> bool:
-            return any(a["labels"]["alertname"] == "SGLangWorkerDown"
-                       and a["labels"]["host"] == "lab-1" and a["state"] == "firing"
-                       for a in prometheus("/api/v1/alerts")["alerts"])
-        assert wait_for(firing, 180), "SGLangWorkerDown never fired for lab-1"
+        firing = ('ALERTS{alertname="SGLangWorkerDown",host="lab-1",'
+                  'alertstate="firing"}')
+        assert wait_for(lambda: scrape.instant(PROMETHEUS, firing), 180), \
+            "SGLangWorkerDown never fired for lab-1"
         result, junit = verify_fleet(tmp_path, fleet)
         assert "lab-1" in failures_by_test(junit)["test_scraped[lab-1]"]
         diagnosed = deploy(fleet=fleet, script="diagnose.py")

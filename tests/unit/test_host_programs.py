@@ -386,14 +386,15 @@ def test_a_long_step_says_how_far_it_is_and_ends_with_what_it_filled(tmp_path):
     """The step fills half its total, then runs on until the test has seen the watcher say
     so (no race with the watcher's clock)."""
     filled = f"mkdir -p {tmp_path}/venv && head -c 3000000 /dev/zero > {tmp_path}/venv/f"
-    until_seen = f"until [ -e {tmp_path}/seen ]; do sleep 0.05; done"
-    step = subprocess.Popen(watch_argv(tmp_path / "venv", f"{filled} && {until_seen}", 0.3,
-                                       total=6_000_000), stdout=subprocess.PIPE, text=True)
+    os.mkfifo(tmp_path / "seen")  # the step blocks reading it until the test writes
+    step = subprocess.Popen(watch_argv(tmp_path / "venv", f"{filled} && cat {tmp_path}/seen",
+                                       0.3, total=6_000_000), stdout=subprocess.PIPE, text=True)
     try:
         lines = [step.stdout.readline().rstrip("\n")]
         while "(50%)" not in lines[-1] and lines[-1]:
             lines.append(step.stdout.readline().rstrip("\n"))
-        (tmp_path / "seen").touch()
+        if "(50%)" in lines[-1]:  # (else the step ended: nothing reads the FIFO)
+            (tmp_path / "seen").write_text("")
         rest, _ = step.communicate(timeout=60)
     finally:
         step.kill()

@@ -13,7 +13,6 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,6 @@ from operations.hub import Pin
 from operations.router import GATEWAY_KEY_PATH, worker_url
 from operations.scrape import prometheus_url
 from operations.settings import Settings, fleet_settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -75,14 +72,7 @@ def _ssh_config(data: dict) -> str | None:
 
 
 def _inventory_targets(config) -> list[Target]:
-    from types import SimpleNamespace
-
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory
-
-    # pyinfra's own loader (group data included); it records the file it runs on a state.
-    with ctx_state.use(SimpleNamespace(current_exec_filename=None)):
-        inventory = make_inventory(str(ROOT / "inventory.py"), cwd=str(ROOT))
+    inventory = roles.inventory_outside_a_run()
     hosts = {h.name: h for h in inventory}
     data = {name: h.data.dict() for name, h in hosts.items()}
     workers = [h for h in inventory if roles.is_worker(h)]
